@@ -1,0 +1,1839 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * ublk: a block device served by a userspace process.
+ *
+ * The server creates a device through /dev/ublk-control, then serves the
+ * requests of /dev/ublkbN through io_uring commands on /dev/ublkcN: one
+ * command per tag, held by the driver until a request arrives for that
+ * tag (FETCH_REQ), then answered and re-armed in one go
+ * (COMMIT_AND_FETCH_REQ). Each queue is served by one task, its daemon.
+ *
+ * With UBLK_F_USER_RECOVERY the block device outlives its server: when a
+ * daemon exits, the queue is quiesced, the requests wait, and a new server
+ * takes over with START_USER_RECOVERY / END_USER_RECOVERY.
+ *
+ * Locks, outermost first:
+ *
+ *   ublk_ctl_mutex	the device IDR.
+ *   ub->ctrl_mutex	serialises the control commands of one device and
+ *			the driver's own stop. Held across del_gendisk(), so
+ *			nothing that I/O completion depends on may take it.
+ *   ub->lock		ub->dev_info.state and .ublksrv_pid, ub->stopping,
+ *			each queue's daemon, readiness counters and
+ *			canceling flag, and the hand-back of a slot between
+ *			FREE and FETCHED by anyone but its daemon's data path.
+ *			Never held while waiting for the server or for I/O.
+ *
+ * Who owns an I/O slot (struct ublk_io, one per tag):
+ *
+ *   state	    command held	request	    owner, next step
+ *   FREE	    none		none	    nobody: waits for FETCH_REQ
+ *   FETCHED	    yes (io->cmd)	none or	    driver: the next request of
+ *					queued	    this tag is handed over by
+ *						    completing io->cmd
+ *   GET_DATA	    none		yes	    server: owes NEED_GET_DATA
+ *   AT_SERVER	    none		yes	    server: owes COMMIT_AND_FETCH
+ *
+ * While the daemon lives, only it moves a slot out of FETCHED, GET_DATA or
+ * AT_SERVER: in the task work that hands over a request and in the
+ * commands it issues. Once it is exiting, the death handler owns the
+ * slots of its queue; before touching them it waits until no task work of
+ * the queue is pending.
+ *
+ * Death detection: 6.1 gives a driver no callback when the task that
+ * issued an io_uring command exits, and its io_uring cancels nothing of a
+ * uring_cmd. The driver listens to the sched_process_exit tracepoint: a
+ * task that has an io_uring context and exits while daemons exist kicks a
+ * scan of the devices. Nothing runs periodically.
+ */
+
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/cdev.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/idr.h>
+#include <linux/io_uring.h>
+#include <linux/llist.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/nospec.h>
+#include <linux/sched/task.h>
+#include <linux/task_work.h>
+#include <linux/tracepoint.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/ublk_cmd.h>
+
+#define UBLK_MINORS		BIT(MINORBITS)
+#define UBLK_MAX_NR_QUEUES	4096
+#define UBLK_MAX_IO_BUF_BYTES	SZ_1M
+
+/* flags ADD_DEV accepts; ZERO_COPY is accepted and cleared, as in 6.1 */
+#define UBLK_F_ALL (UBLK_F_SUPPORT_ZERO_COPY | UBLK_F_URING_CMD_COMP_IN_TASK | \
+		    UBLK_F_NEED_GET_DATA | UBLK_F_USER_RECOVERY | \
+		    UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_CMD_IOCTL_ENCODE)
+/* flags GET_FEATURES reports */
+#define UBLK_F_SUPPORTED	(UBLK_F_ALL & ~UBLK_F_SUPPORT_ZERO_COPY)
+
+#define UBLK_PARAM_TYPE_ALL	(UBLK_PARAM_TYPE_BASIC | UBLK_PARAM_TYPE_DISCARD)
+#define UBLK_ATTR_ALL		(UBLK_ATTR_READ_ONLY | UBLK_ATTR_ROTATIONAL | \
+				 UBLK_ATTR_VOLATILE_CACHE | UBLK_ATTR_FUA)
+
+enum ublk_io_state {
+	UBLK_IO_FREE,
+	UBLK_IO_FETCHED,
+	UBLK_IO_GET_DATA,
+	UBLK_IO_AT_SERVER,
+};
+
+/* per-request driver data */
+struct ublk_rq_data {
+	struct llist_node	node;	/* in ubq->rq_list until handed over */
+};
+
+/* per-command driver data, in io_uring_cmd.pdu */
+struct ublk_uring_cmd_pdu {
+	struct ublk_queue	*ubq;
+};
+
+struct ublk_io {
+	u64			addr;	/* the server's buffer for this tag */
+	struct io_uring_cmd	*cmd;	/* the held command, FETCHED only */
+	enum ublk_io_state	state;
+};
+
+struct ublk_queue {
+	struct ublk_device	*dev;
+	u16			q_id;
+	u16			q_depth;
+	unsigned long		flags;		/* ub->dev_info.flags */
+
+	/* q_depth descriptors, mapped read-only by the server */
+	struct ublksrv_io_desc	*io_desc;
+
+	/* the task serving this queue, with a reference; ub->lock */
+	struct task_struct	*daemon;
+
+	/* requests waiting for the daemon's task work, newest first */
+	struct llist_head	rq_list;
+	struct callback_head	tw;
+	/* task works queued and not finished; the death handler waits */
+	atomic_t		nr_tw;
+
+	/* slots fetched since the queue was (re)started; ub->lock */
+	unsigned int		nr_io_ready;
+	/* stopped: FETCH_REQ is refused; ub->lock */
+	bool			canceling;
+	/* the server is gone for good: every new request fails */
+	bool			fail_io;
+
+	struct ublk_io		ios[];
+};
+
+struct ublk_device {
+	struct gendisk		*disk;		/* LIVE and QUIESCED only */
+	struct blk_mq_tag_set	tag_set;
+	struct ublk_queue	**queues;
+
+	/* state and ublksrv_pid change under ub->lock */
+	struct ublksrv_ctrl_dev_info dev_info;
+	struct ublk_params	params;		/* ub->ctrl_mutex */
+
+	/* /dev/ublkcN; its refcount is the device's */
+	struct device		cdev_dev;
+	struct cdev		cdev;
+#define UB_STATE_OPEN		0
+	unsigned long		state_bits;
+
+	struct mutex		ctrl_mutex;	/* see the top of the file */
+	struct mutex		lock;		/* see the top of the file */
+
+	/* queues whose every slot is fetched; ub->lock */
+	unsigned int		nr_queues_ready;
+	/* STOP_DEV or DEL_DEV has begun: no more requeueing; ub->lock */
+	bool			stopping;
+	/* a death is being handled: completions wake ub->wait */
+	bool			quiescing;
+	/* readiness, task-work drain and in-flight drain */
+	wait_queue_head_t	wait;
+
+	struct work_struct	death_work;	/* a daemon is exiting */
+	struct work_struct	stop_work;	/* no recovery: stop ourselves */
+};
+
+static DEFINE_MUTEX(ublk_ctl_mutex);
+static DEFINE_IDR(ublk_index_idr);
+static dev_t ublk_chr_devt;
+static struct class *ublk_chr_class;
+
+/* devices not yet released; module exit waits for zero */
+static atomic_t ublk_nr_devs = ATOMIC_INIT(0);
+static DECLARE_WAIT_QUEUE_HEAD(ublk_devs_wq);
+
+/* daemon references held; the exit probe does nothing while zero */
+static atomic_t ublk_nr_daemons = ATOMIC_INIT(0);
+static struct tracepoint *ublk_exit_tp;
+static void ublk_scan_work_fn(struct work_struct *work);
+static DECLARE_WORK(ublk_scan_work, ublk_scan_work_fn);
+
+static const struct block_device_operations ublk_bd_ops;
+static struct miscdevice ublk_misc;
+
+/* ---- small predicates ---- */
+
+static inline struct ublk_queue *ublk_get_queue(struct ublk_device *ub,
+						unsigned int q_id)
+{
+	return ub->queues[q_id];
+}
+
+static inline struct ublksrv_io_desc *ublk_get_iod(struct ublk_queue *ubq,
+						   unsigned int tag)
+{
+	return &ubq->io_desc[tag];
+}
+
+static inline struct ublk_uring_cmd_pdu *ublk_cmd_pdu(struct io_uring_cmd *cmd)
+{
+	return (struct ublk_uring_cmd_pdu *)cmd->pdu;
+}
+
+static inline bool ublk_dev_can_recover(const struct ublk_device *ub)
+{
+	return ub->dev_info.flags & UBLK_F_USER_RECOVERY;
+}
+
+static inline bool ublk_queue_can_reissue(const struct ublk_queue *ubq)
+{
+	return ubq->flags & UBLK_F_USER_RECOVERY_REISSUE;
+}
+
+static inline bool ublk_queue_need_get_data(const struct ublk_queue *ubq)
+{
+	return ubq->flags & UBLK_F_NEED_GET_DATA;
+}
+
+/* may a request the server has not seen wait for a new server? */
+static inline bool ublk_queue_may_requeue(const struct ublk_queue *ubq)
+{
+	return (ubq->flags & UBLK_F_USER_RECOVERY) &&
+		!READ_ONCE(ubq->dev->stopping);
+}
+
+static inline bool ublk_daemon_is_dying(struct task_struct *daemon)
+{
+	return !daemon || (daemon->flags & PF_EXITING);
+}
+
+static inline bool ublk_queue_daemon_dying(const struct ublk_queue *ubq)
+{
+	return ublk_daemon_is_dying(READ_ONCE(ubq->daemon));
+}
+
+static inline bool ublk_dev_ready(const struct ublk_device *ub)
+{
+	return READ_ONCE(ub->nr_queues_ready) == ub->dev_info.nr_hw_queues;
+}
+
+static inline int ublk_dev_state(struct ublk_device *ub)
+{
+	return READ_ONCE(ub->dev_info.state);
+}
+
+static inline unsigned int ublk_queue_cmd_buf_size(const struct ublk_device *ub)
+{
+	return round_up(ub->dev_info.queue_depth *
+			sizeof(struct ublksrv_io_desc), PAGE_SIZE);
+}
+
+/* the mmap stride between two queues' descriptor arrays (6.1 ABI) */
+static inline unsigned int ublk_max_cmd_buf_size(void)
+{
+	return round_up(UBLK_MAX_QUEUE_DEPTH * sizeof(struct ublksrv_io_desc),
+			PAGE_SIZE);
+}
+
+/* The only place the device state changes. */
+static void ublk_set_state(struct ublk_device *ub, u16 state)
+{
+	lockdep_assert_held(&ub->lock);
+	WRITE_ONCE(ub->dev_info.state, state);
+	wake_up_all(&ub->wait);
+}
+
+static bool ublk_dev_has_dying_daemon(struct ublk_device *ub)
+{
+	struct ublk_queue *ubq;
+	bool dying = false;
+	int i;
+
+	mutex_lock(&ub->lock);
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		if (ubq->daemon && (ubq->daemon->flags & PF_EXITING)) {
+			dying = true;
+			break;
+		}
+	}
+	mutex_unlock(&ub->lock);
+	return dying;
+}
+
+/* ---- data path ---- */
+
+static u32 ublk_req_flags(const struct request *rq)
+{
+	u32 flags = 0;
+
+	if (rq->cmd_flags & REQ_FAILFAST_DEV)
+		flags |= UBLK_IO_F_FAILFAST_DEV;
+	if (rq->cmd_flags & REQ_FAILFAST_TRANSPORT)
+		flags |= UBLK_IO_F_FAILFAST_TRANSPORT;
+	if (rq->cmd_flags & REQ_FAILFAST_DRIVER)
+		flags |= UBLK_IO_F_FAILFAST_DRIVER;
+	if (rq->cmd_flags & REQ_META)
+		flags |= UBLK_IO_F_META;
+	if (rq->cmd_flags & REQ_FUA)
+		flags |= UBLK_IO_F_FUA;
+	if (rq->cmd_flags & REQ_NOUNMAP)
+		flags |= UBLK_IO_F_NOUNMAP;
+	if (rq->cmd_flags & REQ_SWAP)
+		flags |= UBLK_IO_F_SWAP;
+	return flags;
+}
+
+/* Describe @rq in its slot's descriptor; the server reads it later. */
+static blk_status_t ublk_setup_iod(struct ublk_queue *ubq, struct request *rq)
+{
+	struct ublksrv_io_desc *iod = ublk_get_iod(ubq, rq->tag);
+	u32 op;
+
+	switch (req_op(rq)) {
+	case REQ_OP_READ:
+		op = UBLK_IO_OP_READ;
+		break;
+	case REQ_OP_WRITE:
+		op = UBLK_IO_OP_WRITE;
+		break;
+	case REQ_OP_FLUSH:
+		op = UBLK_IO_OP_FLUSH;
+		break;
+	case REQ_OP_DISCARD:
+		op = UBLK_IO_OP_DISCARD;
+		break;
+	case REQ_OP_WRITE_ZEROES:
+		op = UBLK_IO_OP_WRITE_ZEROES;
+		break;
+	default:
+		return BLK_STS_NOTSUPP;
+	}
+
+	iod->op_flags = op | ublk_req_flags(rq);
+	iod->nr_sectors = blk_rq_sectors(rq);
+	iod->start_sector = blk_rq_pos(rq);
+	return BLK_STS_OK;
+}
+
+/*
+ * Copy @bytes of @rq's data to (WRITE) or from (READ) the server's buffer
+ * at @uaddr. Runs in the daemon's context, so the user address is its own.
+ */
+static bool ublk_copy_rq_data(struct request *rq, u64 uaddr, unsigned int bytes,
+			      bool to_server)
+{
+	struct req_iterator iter;
+	struct bio_vec bv;
+	unsigned int done = 0;
+
+	rq_for_each_segment(bv, rq, iter) {
+		unsigned int len = min(bv.bv_len, bytes - done);
+		void __user *ubuf = u64_to_user_ptr(uaddr + done);
+		unsigned long left;
+		void *kaddr;
+
+		if (!len)
+			break;
+		kaddr = bvec_kmap_local(&bv);
+		if (to_server)
+			left = copy_to_user(ubuf, kaddr, len);
+		else
+			left = copy_from_user(kaddr, ubuf, len);
+		kunmap_local(kaddr);
+		if (left)
+			return false;
+		done += len;
+	}
+	return true;
+}
+
+/*
+ * A request that has not reached the server: it waits for the next server
+ * if the device can recover, else it fails.
+ */
+static void ublk_abort_unsent_rq(struct ublk_queue *ubq, struct request *rq)
+{
+	if (ublk_queue_may_requeue(ubq))
+		blk_mq_requeue_request(rq, false);
+	else
+		blk_mq_end_request(rq, BLK_STS_IOERR);
+}
+
+/* A request the dead server had received: reissued only with REISSUE. */
+static void ublk_abort_sent_rq(struct ublk_queue *ubq, struct request *rq)
+{
+	if (ublk_queue_can_reissue(ubq) && ublk_queue_may_requeue(ubq))
+		blk_mq_requeue_request(rq, false);
+	else
+		blk_mq_end_request(rq, BLK_STS_IOERR);
+}
+
+/* Hand @rq to the server: copy its data, then complete the held command. */
+static void ublk_start_io(struct ublk_queue *ubq, struct request *rq,
+			  struct ublk_io *io, unsigned int issue_flags)
+{
+	struct io_uring_cmd *cmd = io->cmd;
+
+	if (req_op(rq) == REQ_OP_WRITE &&
+	    !ublk_copy_rq_data(rq, io->addr, blk_rq_bytes(rq), true)) {
+		/* the server gave a bad buffer: fail, keep its command */
+		blk_mq_end_request(rq, BLK_STS_IOERR);
+		return;
+	}
+
+	ublk_get_iod(ubq, rq->tag)->addr = io->addr;
+	io->cmd = NULL;
+	io->state = UBLK_IO_AT_SERVER;
+	io_uring_cmd_done(cmd, UBLK_IO_RES_OK, 0, issue_flags);
+}
+
+static void ublk_dispatch_rq(struct ublk_queue *ubq, struct request *rq,
+			     unsigned int issue_flags)
+{
+	struct ublk_io *io = &ubq->ios[rq->tag];
+	struct io_uring_cmd *cmd;
+
+	/*
+	 * Check current, not the daemon: io_uring runs the work from a
+	 * kworker once the daemon is past its last task_work_run(), and an
+	 * exiting daemon can no longer take requests.
+	 */
+	if (unlikely(current != READ_ONCE(ubq->daemon) ||
+		     (current->flags & PF_EXITING))) {
+		ublk_abort_unsent_rq(ubq, rq);
+		return;
+	}
+
+	if (ublk_queue_need_get_data(ubq) && req_op(rq) == REQ_OP_WRITE) {
+		cmd = io->cmd;
+		io->cmd = NULL;
+		io->state = UBLK_IO_GET_DATA;
+		io_uring_cmd_done(cmd, UBLK_IO_RES_NEED_GET_DATA, 0, issue_flags);
+		return;
+	}
+	ublk_start_io(ubq, rq, io, issue_flags);
+}
+
+static void ublk_dispatch_list(struct ublk_queue *ubq, unsigned int issue_flags)
+{
+	struct llist_node *list = llist_del_all(&ubq->rq_list);
+	struct ublk_rq_data *data, *next;
+
+	list = llist_reverse_order(list);
+	llist_for_each_entry_safe(data, next, list, node)
+		ublk_dispatch_rq(ubq, blk_mq_rq_from_pdu(data), issue_flags);
+}
+
+static void ublk_tw_done(struct ublk_queue *ubq)
+{
+	struct ublk_device *ub = ubq->dev;
+
+	/* pairs with the barrier of the death handler's wait_event() */
+	if (atomic_dec_and_test(&ubq->nr_tw) && unlikely(READ_ONCE(ub->quiescing)))
+		wake_up_all(&ub->wait);
+	/* the reference taken when the work was queued */
+	put_device(&ub->cdev_dev);
+}
+
+static void ublk_tw_fn(struct callback_head *head)
+{
+	struct ublk_queue *ubq = container_of(head, struct ublk_queue, tw);
+
+	ublk_dispatch_list(ubq, IO_URING_F_UNLOCKED);
+	ublk_tw_done(ubq);
+}
+
+static void ublk_cmd_tw_fn(struct io_uring_cmd *cmd, unsigned int issue_flags)
+{
+	struct ublk_queue *ubq = ublk_cmd_pdu(cmd)->ubq;
+
+	ublk_dispatch_list(ubq, issue_flags);
+	ublk_tw_done(ubq);
+}
+
+/*
+ * Queue @rq for the daemon. Only the request that finds the list empty
+ * queues a task work; the work hands over everything queued by then.
+ */
+static void ublk_queue_to_daemon(struct ublk_queue *ubq, struct request *rq)
+{
+	struct ublk_rq_data *data = blk_mq_rq_to_pdu(rq);
+
+	if (!llist_add(&data->node, &ubq->rq_list))
+		return;
+
+	get_device(&ubq->dev->cdev_dev);
+	atomic_inc(&ubq->nr_tw);
+	if (ubq->flags & UBLK_F_URING_CMD_COMP_IN_TASK) {
+		/* the slot is FETCHED: its command is ours to use */
+		io_uring_cmd_complete_in_task(ubq->ios[rq->tag].cmd,
+					      ublk_cmd_tw_fn);
+		return;
+	}
+	if (task_work_add(ubq->daemon, &ubq->tw, TWA_SIGNAL_NO_IPI)) {
+		/* the daemon ran its last task work: nobody else will */
+		ublk_dispatch_list(ubq, IO_URING_F_UNLOCKED);
+		ublk_tw_done(ubq);
+	}
+}
+
+static blk_status_t ublk_queue_rq(struct blk_mq_hw_ctx *hctx,
+				  const struct blk_mq_queue_data *bd)
+{
+	struct ublk_queue *ubq = hctx->driver_data;
+	struct request *rq = bd->rq;
+	blk_status_t sts;
+
+	sts = ublk_setup_iod(ubq, rq);
+	if (unlikely(sts != BLK_STS_OK))
+		return sts;
+
+	if (unlikely(READ_ONCE(ubq->fail_io)))
+		return BLK_STS_IOERR;
+
+	blk_mq_start_request(rq);
+
+	if (unlikely(ublk_queue_daemon_dying(ubq))) {
+		ublk_abort_unsent_rq(ubq, rq);
+		return BLK_STS_OK;
+	}
+
+	ublk_queue_to_daemon(ubq, rq);
+	return BLK_STS_OK;
+}
+
+static int ublk_init_hctx(struct blk_mq_hw_ctx *hctx, void *driver_data,
+			  unsigned int hctx_idx)
+{
+	struct ublk_device *ub = driver_data;
+
+	hctx->driver_data = ublk_get_queue(ub, hctx_idx);
+	return 0;
+}
+
+static const struct blk_mq_ops ublk_mq_ops = {
+	.queue_rq	= ublk_queue_rq,
+	.init_hctx	= ublk_init_hctx,
+};
+
+/* Complete @rq with the server's @res; runs in the daemon's context. */
+static void ublk_complete_rq(struct request *rq, u64 buf, int res)
+{
+	unsigned int bytes;
+
+	if (res < 0) {
+		blk_mq_end_request(rq, errno_to_blk_status(res));
+		return;
+	}
+
+	if (req_op(rq) != REQ_OP_READ && req_op(rq) != REQ_OP_WRITE) {
+		blk_mq_end_request(rq, BLK_STS_OK);
+		return;
+	}
+
+	/* a read or write that moved nothing would be retried forever */
+	if (!res) {
+		blk_mq_end_request(rq, BLK_STS_IOERR);
+		return;
+	}
+
+	bytes = min_t(unsigned int, res, blk_rq_bytes(rq));
+	if (req_op(rq) == REQ_OP_READ &&
+	    !ublk_copy_rq_data(rq, buf, bytes, false)) {
+		blk_mq_end_request(rq, BLK_STS_IOERR);
+		return;
+	}
+
+	/* a short transfer: the rest goes to the server again */
+	if (blk_update_request(rq, BLK_STS_OK, bytes))
+		blk_mq_requeue_request(rq, true);
+	else
+		__blk_mq_end_request(rq, BLK_STS_OK);
+}
+
+/* ---- I/O commands on /dev/ublkcN ---- */
+
+static int ublk_io_fetch(struct ublk_queue *ubq, struct ublk_io *io,
+			 struct io_uring_cmd *cmd, u64 addr)
+{
+	struct ublk_device *ub = ubq->dev;
+	int ret = -EIOCBQUEUED;
+
+	mutex_lock(&ub->lock);
+	if (ubq->canceling) {
+		ret = -ENODEV;
+		goto out;
+	}
+	if (ubq->daemon && ubq->daemon != current) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (io->state != UBLK_IO_FREE) {
+		ret = -EBUSY;
+		goto out;
+	}
+	if (!ubq->daemon) {
+		ubq->daemon = get_task_struct(current);
+		atomic_inc(&ublk_nr_daemons);
+	}
+
+	io->cmd = cmd;
+	io->addr = addr;
+	io->state = UBLK_IO_FETCHED;
+	if (++ubq->nr_io_ready == ubq->q_depth) {
+		WRITE_ONCE(ub->nr_queues_ready, ub->nr_queues_ready + 1);
+		if (ublk_dev_ready(ub))
+			wake_up_all(&ub->wait);
+	}
+out:
+	mutex_unlock(&ub->lock);
+	return ret;
+}
+
+static int ublk_io_commit(struct ublk_queue *ubq, struct ublk_io *io,
+			  struct io_uring_cmd *cmd,
+			  const struct ublksrv_io_cmd *ub_cmd)
+{
+	struct ublk_device *ub = ubq->dev;
+	struct request *rq;
+	u64 buf = io->addr;
+
+	if (io->state != UBLK_IO_AT_SERVER)
+		return -EINVAL;
+	rq = blk_mq_tag_to_rq(ub->tag_set.tags[ubq->q_id], ub_cmd->tag);
+	if (WARN_ON_ONCE(!rq))
+		return -EINVAL;
+
+	/* re-arm before completing: the tag may be reused at once */
+	io->cmd = cmd;
+	io->addr = ub_cmd->addr;
+	io->state = UBLK_IO_FETCHED;
+	ublk_complete_rq(rq, buf, ub_cmd->result);
+
+	if (unlikely(READ_ONCE(ub->quiescing)))
+		wake_up_all(&ub->wait);
+	return -EIOCBQUEUED;
+}
+
+static int ublk_io_get_data(struct ublk_queue *ubq, struct ublk_io *io,
+			    const struct ublksrv_io_cmd *ub_cmd)
+{
+	struct request *rq;
+
+	if (io->state != UBLK_IO_GET_DATA)
+		return -EINVAL;
+	rq = blk_mq_tag_to_rq(ubq->dev->tag_set.tags[ubq->q_id], ub_cmd->tag);
+	if (WARN_ON_ONCE(!rq))
+		return -EINVAL;
+
+	/* a bad buffer leaves the slot waiting for a better one */
+	if (!ublk_copy_rq_data(rq, ub_cmd->addr, blk_rq_bytes(rq), true))
+		return -EFAULT;
+
+	io->addr = ub_cmd->addr;
+	ublk_get_iod(ubq, ub_cmd->tag)->addr = io->addr;
+	io->state = UBLK_IO_AT_SERVER;
+	return UBLK_IO_RES_OK;
+}
+
+/*
+ * Both the 6.1 plain opcodes and the later ioctl encoding are accepted:
+ * @cmd_op must be either the bare number or _IOC(dir, 'u', nr, @size).
+ */
+static int ublk_decode_op(u32 cmd_op, size_t size)
+{
+	if (!(cmd_op & ~_IOC_NRMASK))
+		return cmd_op;
+	if (_IOC_TYPE(cmd_op) != 'u' || _IOC_SIZE(cmd_op) != size)
+		return -EOPNOTSUPP;
+	return _IOC_NR(cmd_op);
+}
+
+static int ublk_ch_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags)
+{
+	struct ublk_device *ub = cmd->file->private_data;
+	const struct ublksrv_io_cmd *src = cmd->cmd;
+	struct ublksrv_io_cmd ub_cmd;
+	struct ublk_queue *ubq;
+	struct ublk_io *io;
+	int op;
+
+	/* the SQE is shared with userspace: read each field once */
+	ub_cmd.q_id = READ_ONCE(src->q_id);
+	ub_cmd.tag = READ_ONCE(src->tag);
+	ub_cmd.result = READ_ONCE(src->result);
+	ub_cmd.addr = READ_ONCE(src->addr);
+
+	op = ublk_decode_op(cmd->cmd_op, sizeof(ub_cmd));
+	if (op != UBLK_IO_FETCH_REQ && op != UBLK_IO_COMMIT_AND_FETCH_REQ &&
+	    op != UBLK_IO_NEED_GET_DATA)
+		return -EOPNOTSUPP;
+
+	if (ub_cmd.q_id >= ub->dev_info.nr_hw_queues)
+		return -EINVAL;
+	ubq = ublk_get_queue(ub, array_index_nospec(ub_cmd.q_id,
+						    ub->dev_info.nr_hw_queues));
+	if (ub_cmd.tag >= ubq->q_depth)
+		return -EINVAL;
+	io = &ubq->ios[array_index_nospec(ub_cmd.tag, ubq->q_depth)];
+
+	ublk_cmd_pdu(cmd)->ubq = ubq;
+	if (op == UBLK_IO_FETCH_REQ)
+		return ublk_io_fetch(ubq, io, cmd, ub_cmd.addr);
+
+	/* only the daemon may answer; it cannot change under its own feet */
+	if (READ_ONCE(ubq->daemon) != current)
+		return -EINVAL;
+	if (op == UBLK_IO_COMMIT_AND_FETCH_REQ)
+		return ublk_io_commit(ubq, io, cmd, &ub_cmd);
+	if (!ublk_queue_need_get_data(ubq))
+		return -EINVAL;
+	return ublk_io_get_data(ubq, io, &ub_cmd);
+}
+
+/* ---- /dev/ublkcN file operations ---- */
+
+static int ublk_ch_open(struct inode *inode, struct file *filp)
+{
+	struct ublk_device *ub = container_of(inode->i_cdev,
+					      struct ublk_device, cdev);
+
+	if (test_and_set_bit(UB_STATE_OPEN, &ub->state_bits))
+		return -EBUSY;
+	filp->private_data = ub;
+	return 0;
+}
+
+static int ublk_ch_release(struct inode *inode, struct file *filp)
+{
+	struct ublk_device *ub = filp->private_data;
+
+	clear_bit(UB_STATE_OPEN, &ub->state_bits);
+	return 0;
+}
+
+/* Map one queue's descriptor array, read-only. */
+static int ublk_ch_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct ublk_device *ub = filp->private_data;
+	unsigned long stride = ublk_max_cmd_buf_size() >> PAGE_SHIFT;
+	unsigned long pgoff = vma->vm_pgoff -
+			      (UBLKSRV_CMD_BUF_OFFSET >> PAGE_SHIFT);
+	unsigned long sz = vma->vm_end - vma->vm_start;
+	struct ublk_queue *ubq;
+	unsigned long q_id;
+
+	if (vma->vm_flags & VM_WRITE)
+		return -EPERM;
+	q_id = pgoff / stride;
+	if (q_id >= ub->dev_info.nr_hw_queues || pgoff % stride)
+		return -EINVAL;
+	if (sz > ublk_queue_cmd_buf_size(ub))
+		return -EINVAL;
+
+	ubq = ublk_get_queue(ub, array_index_nospec(q_id,
+						    ub->dev_info.nr_hw_queues));
+	vma->vm_flags &= ~VM_MAYWRITE;
+	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+	return remap_pfn_range(vma, vma->vm_start,
+			       virt_to_phys(ubq->io_desc) >> PAGE_SHIFT,
+			       sz, vma->vm_page_prot);
+}
+
+static const struct file_operations ublk_ch_fops = {
+	.owner		= THIS_MODULE,
+	.open		= ublk_ch_open,
+	.release	= ublk_ch_release,
+	.llseek		= no_llseek,
+	.uring_cmd	= ublk_ch_uring_cmd,
+	.mmap		= ublk_ch_mmap,
+};
+
+/* ---- abort, quiesce, teardown ---- */
+
+/*
+ * Take back every FETCHED slot of @ubq (only if its daemon is exiting,
+ * when @dying_only) and answer the commands with UBLK_IO_RES_ABORT, so the
+ * server's io_uring can finish and /dev/ublkcN be released. The queue must
+ * then be fetched again from scratch.
+ */
+static void ublk_abort_fetched(struct ublk_queue *ubq, bool dying_only)
+{
+	struct ublk_device *ub = ubq->dev;
+	int tag;
+
+	/* ub->lock: a FETCH may race on another slot of this queue */
+	mutex_lock(&ub->lock);
+	if (dying_only && !(ubq->daemon && (ubq->daemon->flags & PF_EXITING)))
+		goto out;
+	for (tag = 0; tag < ubq->q_depth; tag++) {
+		struct ublk_io *io = &ubq->ios[tag];
+		struct io_uring_cmd *cmd = io->cmd;
+
+		if (io->state != UBLK_IO_FETCHED)
+			continue;
+		io->cmd = NULL;
+		io->state = UBLK_IO_FREE;
+		io_uring_cmd_done(cmd, UBLK_IO_RES_ABORT, 0, IO_URING_F_UNLOCKED);
+	}
+	if (ubq->nr_io_ready == ubq->q_depth)
+		WRITE_ONCE(ub->nr_queues_ready, ub->nr_queues_ready - 1);
+	ubq->nr_io_ready = 0;
+out:
+	mutex_unlock(&ub->lock);
+}
+
+/* Requests the exited daemon had received: fail or reissue each once. */
+static void ublk_abort_sent(struct ublk_queue *ubq)
+{
+	struct blk_mq_tags *tags = ubq->dev->tag_set.tags[ubq->q_id];
+	int tag;
+
+	for (tag = 0; tag < ubq->q_depth; tag++) {
+		struct ublk_io *io = &ubq->ios[tag];
+		struct request *rq;
+
+		if (io->state != UBLK_IO_AT_SERVER &&
+		    io->state != UBLK_IO_GET_DATA)
+			continue;
+		rq = blk_mq_tag_to_rq(tags, tag);
+		io->state = UBLK_IO_FREE;
+		if (!WARN_ON_ONCE(!rq))
+			ublk_abort_sent_rq(ubq, rq);
+	}
+}
+
+struct ublk_inflight_iter {
+	unsigned int	q_id;
+	bool		busy;
+};
+
+static bool ublk_find_inflight(struct request *rq, void *data)
+{
+	struct ublk_inflight_iter *iter = data;
+
+	if (rq->mq_hctx->queue_num != iter->q_id)
+		return true;
+	iter->busy = true;
+	return false;
+}
+
+/* Has @ubq a started request? Sleeps not: used in a wait condition. */
+static bool ublk_queue_has_inflight(struct ublk_queue *ubq)
+{
+	struct ublk_inflight_iter iter = { .q_id = ubq->q_id };
+
+	blk_mq_tagset_busy_iter(&ubq->dev->tag_set, ublk_find_inflight, &iter);
+	return iter.busy;
+}
+
+/*
+ * Has @ubq nothing left that only its daemon could move? An exiting
+ * daemon's pending task works must have run (they requeue or fail what
+ * they hold); a living daemon must have answered every request it has.
+ */
+static bool ublk_queue_settled(struct ublk_queue *ubq)
+{
+	if (ublk_queue_daemon_dying(ubq))
+		return !atomic_read(&ubq->nr_tw);
+	return !ublk_queue_has_inflight(ubq);
+}
+
+static void ublk_fail_future_io(struct ublk_device *ub)
+{
+	struct ublk_queue *ubq;
+	int i;
+
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		WRITE_ONCE(ubq->fail_io, true);
+	}
+}
+
+/*
+ * A daemon of a LIVE device is exiting: quiesce, settle every queue, take
+ * back every slot, then wait in QUIESCED for a new server, or (no
+ * recovery, or a stop under way) fail everything and let it go.
+ */
+static void ublk_handle_live_death(struct ublk_device *ub)
+{
+	struct request_queue *q = ub->disk->queue;
+	struct ublk_queue *ubq;
+	bool recover;
+	int i;
+
+	WRITE_ONCE(ub->quiescing, true);
+	blk_mq_quiesce_queue(q);
+
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		wait_event(ub->wait, ublk_queue_settled(ubq));
+		if (ublk_queue_daemon_dying(ubq))
+			ublk_abort_sent(ubq);
+	}
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		ublk_abort_fetched(ubq, false);
+	}
+
+	mutex_lock(&ub->lock);
+	recover = ublk_dev_can_recover(ub) && !ub->stopping;
+	if (recover)
+		ublk_set_state(ub, UBLK_S_DEV_QUIESCED);
+	else
+		ublk_fail_future_io(ub);
+	mutex_unlock(&ub->lock);
+	WRITE_ONCE(ub->quiescing, false);
+
+	if (recover) {
+		dev_info(&ub->cdev_dev, "server gone, quiesced for recovery\n");
+		return;
+	}
+	blk_mq_unquiesce_queue(q);
+	blk_mq_kick_requeue_list(q);
+	if (!ublk_dev_can_recover(ub) && !READ_ONCE(ub->stopping))
+		queue_work(system_unbound_wq, &ub->stop_work);
+}
+
+static void ublk_death_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub = container_of(work, struct ublk_device,
+					      death_work);
+	struct ublk_queue *ubq;
+	int i;
+
+	if (!ublk_dev_has_dying_daemon(ub))
+		return;
+
+	/* ub->disk stays while LIVE: stop waits for us before dropping it */
+	if (ublk_dev_state(ub) == UBLK_S_DEV_LIVE) {
+		ublk_handle_live_death(ub);
+		return;
+	}
+
+	/* no request reaches a daemon outside LIVE: just free its ring */
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		ublk_abort_fetched(ubq, true);
+	}
+}
+
+/* Kicked by the exit probe: which devices lost a daemon? */
+static void ublk_scan_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub;
+	int id;
+
+	mutex_lock(&ublk_ctl_mutex);
+	idr_for_each_entry(&ublk_index_idr, ub, id) {
+		if (!ublk_dev_has_dying_daemon(ub))
+			continue;
+		/* a death handler may be waiting on this daemon's queue */
+		wake_up_all(&ub->wait);
+		queue_work(system_unbound_wq, &ub->death_work);
+	}
+	mutex_unlock(&ublk_ctl_mutex);
+}
+
+static void ublk_probe_task_exit(void *data, struct task_struct *tsk)
+{
+	/* every daemon has issued io_uring commands, so has io_uring */
+	if (!atomic_read(&ublk_nr_daemons) || !tsk->io_uring)
+		return;
+	schedule_work(&ublk_scan_work);
+}
+
+/* A stopped device: answer the server's remaining commands, refuse more. */
+static void ublk_cancel_dev(struct ublk_device *ub)
+{
+	struct ublk_queue *ubq;
+	int i;
+
+	mutex_lock(&ub->lock);
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		ubq->canceling = true;
+	}
+	mutex_unlock(&ub->lock);
+
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		ublk_abort_fetched(ubq, false);
+	}
+}
+
+static void __ublk_stop_dev(struct ublk_device *ub)
+{
+	struct gendisk *disk;
+	int state;
+
+	lockdep_assert_held(&ub->ctrl_mutex);
+
+	mutex_lock(&ub->lock);
+	ub->stopping = true;
+	state = ub->dev_info.state;
+	mutex_unlock(&ub->lock);
+	wake_up_all(&ub->wait);		/* START_DEV gives up waiting */
+	if (state == UBLK_S_DEV_DEAD)
+		goto cancel;
+
+	/* a death being handled now fails what it would have requeued */
+	flush_work(&ub->death_work);
+	if (ublk_dev_state(ub) == UBLK_S_DEV_QUIESCED) {
+		ublk_fail_future_io(ub);
+		blk_mq_unquiesce_queue(ub->disk->queue);
+		blk_mq_kick_requeue_list(ub->disk->queue);
+	}
+
+	del_gendisk(ub->disk);
+
+	mutex_lock(&ub->lock);
+	ublk_set_state(ub, UBLK_S_DEV_DEAD);
+	ub->dev_info.ublksrv_pid = -1;
+	disk = ub->disk;
+	ub->disk = NULL;
+	mutex_unlock(&ub->lock);
+	/* one that saw LIVE during del_gendisk() still uses the disk */
+	flush_work(&ub->death_work);
+	put_disk(disk);
+cancel:
+	ublk_cancel_dev(ub);
+}
+
+static void ublk_stop_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub = container_of(work, struct ublk_device,
+					      stop_work);
+
+	mutex_lock(&ub->ctrl_mutex);
+	__ublk_stop_dev(ub);
+	mutex_unlock(&ub->ctrl_mutex);
+}
+
+/* ---- device creation and release ---- */
+
+static void ublk_deinit_queues(struct ublk_device *ub)
+{
+	int i;
+
+	if (!ub->queues)
+		return;
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		struct ublk_queue *ubq = ub->queues[i];
+
+		if (!ubq)
+			continue;
+		if (ubq->daemon) {
+			put_task_struct(ubq->daemon);
+			atomic_dec(&ublk_nr_daemons);
+		}
+		if (ubq->io_desc)
+			free_pages((unsigned long)ubq->io_desc,
+				   get_order(ublk_queue_cmd_buf_size(ub)));
+		kfree(ubq);
+	}
+	kfree(ub->queues);
+}
+
+static int ublk_init_queues(struct ublk_device *ub)
+{
+	unsigned int depth = ub->dev_info.queue_depth;
+	int i;
+
+	ub->queues = kcalloc(ub->dev_info.nr_hw_queues, sizeof(*ub->queues),
+			     GFP_KERNEL);
+	if (!ub->queues)
+		return -ENOMEM;
+
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		struct ublk_queue *ubq;
+
+		ubq = kzalloc(struct_size(ubq, ios, depth), GFP_KERNEL);
+		if (!ubq)
+			return -ENOMEM;
+		ub->queues[i] = ubq;
+		ubq->io_desc = (void *)__get_free_pages(GFP_KERNEL | __GFP_ZERO,
+				get_order(ublk_queue_cmd_buf_size(ub)));
+		if (!ubq->io_desc)
+			return -ENOMEM;
+		ubq->dev = ub;
+		ubq->q_id = i;
+		ubq->q_depth = depth;
+		ubq->flags = ub->dev_info.flags;
+		init_llist_head(&ubq->rq_list);
+		init_task_work(&ubq->tw, ublk_tw_fn);
+	}
+	return 0;
+}
+
+static void ublk_cdev_rel(struct device *dev)
+{
+	struct ublk_device *ub = container_of(dev, struct ublk_device, cdev_dev);
+
+	if (ub->tag_set.tags)
+		blk_mq_free_tag_set(&ub->tag_set);
+	ublk_deinit_queues(ub);
+	mutex_destroy(&ub->lock);
+	mutex_destroy(&ub->ctrl_mutex);
+	kfree(ub);
+	if (atomic_dec_and_test(&ublk_nr_devs))
+		wake_up_all(&ublk_devs_wq);
+}
+
+static int ublk_add_tag_set(struct ublk_device *ub)
+{
+	ub->tag_set.ops = &ublk_mq_ops;
+	ub->tag_set.nr_hw_queues = ub->dev_info.nr_hw_queues;
+	ub->tag_set.queue_depth = ub->dev_info.queue_depth;
+	ub->tag_set.numa_node = NUMA_NO_NODE;
+	ub->tag_set.cmd_size = sizeof(struct ublk_rq_data);
+	ub->tag_set.flags = BLK_MQ_F_SHOULD_MERGE;
+	ub->tag_set.driver_data = ub;
+	return blk_mq_alloc_tag_set(&ub->tag_set);
+}
+
+static int ublk_validate_dev_info(struct ublksrv_ctrl_dev_info *info)
+{
+	if (info->flags & ~UBLK_F_ALL)
+		return -EINVAL;
+	if ((info->flags & UBLK_F_USER_RECOVERY_REISSUE) &&
+	    !(info->flags & UBLK_F_USER_RECOVERY))
+		return -EINVAL;
+	if (!info->nr_hw_queues || info->nr_hw_queues > UBLK_MAX_NR_QUEUES)
+		return -EINVAL;
+	if (!info->queue_depth || info->queue_depth > UBLK_MAX_QUEUE_DEPTH)
+		return -EINVAL;
+	if (info->max_io_buf_bytes < PAGE_SIZE)
+		return -EINVAL;
+
+	info->flags &= ~UBLK_F_SUPPORT_ZERO_COPY;
+	info->nr_hw_queues = min_t(unsigned int, info->nr_hw_queues,
+				   nr_cpu_ids);
+	info->max_io_buf_bytes = round_down(min_t(u32, info->max_io_buf_bytes,
+						  UBLK_MAX_IO_BUF_BYTES),
+					    PAGE_SIZE);
+	info->state = UBLK_S_DEV_DEAD;
+	info->ublksrv_pid = -1;
+	return 0;
+}
+
+/* Register /dev/ublkcN; from here on the device is freed by put_device(). */
+static int ublk_add_chdev(struct ublk_device *ub)
+{
+	struct device *dev = &ub->cdev_dev;
+	int minor = ub->dev_info.dev_id;
+	int ret;
+
+	dev->parent = ublk_misc.this_device;
+	dev->devt = MKDEV(MAJOR(ublk_chr_devt), minor);
+	dev->class = ublk_chr_class;
+	dev->release = ublk_cdev_rel;
+	device_initialize(dev);
+
+	ret = dev_set_name(dev, "ublkc%d", minor);
+	if (ret)
+		goto fail;
+
+	cdev_init(&ub->cdev, &ublk_ch_fops);
+	ret = cdev_device_add(&ub->cdev, dev);
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	put_device(dev);
+	return ret;
+}
+
+static int ublk_alloc_dev_number(struct ublk_device *ub, u32 dev_id)
+{
+	int ret;
+
+	lockdep_assert_held(&ublk_ctl_mutex);
+	if (dev_id == U32_MAX)
+		ret = idr_alloc(&ublk_index_idr, ub, 0, UBLK_MINORS, GFP_KERNEL);
+	else
+		ret = idr_alloc(&ublk_index_idr, ub, dev_id, dev_id + 1,
+				GFP_KERNEL);
+	if (ret == -ENOSPC)
+		ret = dev_id == U32_MAX ? -ENOSPC : -EEXIST;
+	if (ret >= 0)
+		ub->dev_info.dev_id = ret;
+	return ret;
+}
+
+/* ---- block device ---- */
+
+static void ublk_bd_free_disk(struct gendisk *disk)
+{
+	struct ublk_device *ub = disk->private_data;
+
+	put_device(&ub->cdev_dev);
+}
+
+static const struct block_device_operations ublk_bd_ops = {
+	.owner		= THIS_MODULE,
+	.free_disk	= ublk_bd_free_disk,
+};
+
+static void ublk_apply_params(struct ublk_device *ub, struct gendisk *disk)
+{
+	const struct ublk_param_basic *p = &ub->params.basic;
+	const struct ublk_param_discard *d = &ub->params.discard;
+	struct request_queue *q = disk->queue;
+
+	blk_queue_logical_block_size(q, 1U << p->logical_bs_shift);
+	blk_queue_physical_block_size(q, 1U << p->physical_bs_shift);
+	blk_queue_io_min(q, 1U << p->io_min_shift);
+	if (p->io_opt_shift)
+		blk_queue_io_opt(q, 1U << p->io_opt_shift);
+	blk_queue_max_hw_sectors(q, min(p->max_sectors,
+					ub->dev_info.max_io_buf_bytes >> SECTOR_SHIFT));
+	blk_queue_chunk_sectors(q, p->chunk_sectors);
+	if (p->virt_boundary_mask)
+		blk_queue_virt_boundary(q, p->virt_boundary_mask);
+	blk_queue_write_cache(q, p->attrs & UBLK_ATTR_VOLATILE_CACHE,
+			      p->attrs & UBLK_ATTR_FUA);
+	if (p->attrs & UBLK_ATTR_ROTATIONAL)
+		blk_queue_flag_clear(QUEUE_FLAG_NONROT, q);
+	else
+		blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
+	set_disk_ro(disk, p->attrs & UBLK_ATTR_READ_ONLY);
+	set_capacity(disk, p->dev_sectors);
+
+	if (ub->params.types & UBLK_PARAM_TYPE_DISCARD) {
+		q->limits.discard_alignment = d->discard_alignment;
+		q->limits.discard_granularity = d->discard_granularity;
+		blk_queue_max_discard_sectors(q, d->max_discard_sectors);
+		blk_queue_max_write_zeroes_sectors(q,
+						   d->max_write_zeroes_sectors);
+		blk_queue_max_discard_segments(q, d->max_discard_segments);
+	}
+}
+
+static int ublk_validate_params(const struct ublk_params *p)
+{
+	const struct ublk_param_basic *b = &p->basic;
+	const struct ublk_param_discard *d = &p->discard;
+
+	if (p->types & UBLK_PARAM_TYPE_BASIC) {
+		if (b->attrs & ~UBLK_ATTR_ALL)
+			return -EINVAL;
+		if (b->logical_bs_shift < SECTOR_SHIFT ||
+		    b->logical_bs_shift > PAGE_SHIFT)
+			return -EINVAL;
+		if (b->physical_bs_shift < b->logical_bs_shift ||
+		    b->physical_bs_shift > 31)
+			return -EINVAL;
+		if (b->io_min_shift > 31 || b->io_opt_shift > 31)
+			return -EINVAL;
+		if (!b->max_sectors)
+			return -EINVAL;
+		if (b->chunk_sectors && !is_power_of_2(b->chunk_sectors))
+			return -EINVAL;
+		if (b->virt_boundary_mask &&
+		    (b->virt_boundary_mask < PAGE_SIZE - 1 ||
+		     !is_power_of_2(b->virt_boundary_mask + 1)))
+			return -EINVAL;
+	}
+	if (p->types & UBLK_PARAM_TYPE_DISCARD) {
+		if (d->discard_granularity &&
+		    !is_power_of_2(d->discard_granularity))
+			return -EINVAL;
+		if (d->max_discard_sectors && !d->max_discard_segments)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- control commands ---- */
+
+static struct ublk_device *ublk_get_device_from_id(u32 id)
+{
+	struct ublk_device *ub;
+
+	if (id >= UBLK_MINORS)
+		return NULL;
+	mutex_lock(&ublk_ctl_mutex);
+	ub = idr_find(&ublk_index_idr, id);
+	if (ub)
+		get_device(&ub->cdev_dev);
+	mutex_unlock(&ublk_ctl_mutex);
+	return ub;
+}
+
+static int ublk_remove(struct ublk_device *ub);
+
+static int ublk_ctrl_add_dev(const struct ublksrv_ctrl_cmd *header)
+{
+	void __user *argp = u64_to_user_ptr(header->addr);
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_device *ub;
+	int id, ret;
+
+	if (header->len != sizeof(info))
+		return -EINVAL;
+	if (copy_from_user(&info, argp, sizeof(info)))
+		return -EFAULT;
+	if (header->dev_id != info.dev_id)
+		return -EINVAL;
+	if (info.dev_id != U32_MAX && info.dev_id >= UBLK_MINORS)
+		return -EINVAL;
+	ret = ublk_validate_dev_info(&info);
+	if (ret)
+		return ret;
+
+	ub = kzalloc(sizeof(*ub), GFP_KERNEL);
+	if (!ub)
+		return -ENOMEM;
+	mutex_init(&ub->ctrl_mutex);
+	mutex_init(&ub->lock);
+	init_waitqueue_head(&ub->wait);
+	INIT_WORK(&ub->death_work, ublk_death_work_fn);
+	INIT_WORK(&ub->stop_work, ublk_stop_work_fn);
+	ub->dev_info = info;
+	atomic_inc(&ublk_nr_devs);
+
+	mutex_lock(&ublk_ctl_mutex);
+	id = ublk_alloc_dev_number(ub, info.dev_id);
+	if (id < 0) {
+		ret = id;
+		goto out_free_ub;
+	}
+	ret = ublk_init_queues(ub);
+	if (ret)
+		goto out_free_queues;
+	ret = ublk_add_tag_set(ub);
+	if (ret)
+		goto out_free_queues;
+	/* on failure this frees everything through ublk_cdev_rel() */
+	ret = ublk_add_chdev(ub);
+	if (ret)
+		goto out_remove_id;
+	mutex_unlock(&ublk_ctl_mutex);
+
+	if (copy_to_user(argp, &ub->dev_info, sizeof(info))) {
+		ublk_remove(ub);
+		return -EFAULT;
+	}
+	return 0;
+
+out_free_queues:
+	ublk_deinit_queues(ub);
+	idr_remove(&ublk_index_idr, id);
+out_free_ub:
+	mutex_unlock(&ublk_ctl_mutex);
+	mutex_destroy(&ub->lock);
+	mutex_destroy(&ub->ctrl_mutex);
+	kfree(ub);
+	if (atomic_dec_and_test(&ublk_nr_devs))
+		wake_up_all(&ublk_devs_wq);
+	return ret;
+out_remove_id:
+	/* ub is gone already */
+	idr_remove(&ublk_index_idr, id);
+	mutex_unlock(&ublk_ctl_mutex);
+	return ret;
+}
+
+/* Unpublish @ub: stop it, drop its id and /dev/ublkcN. */
+static int ublk_remove(struct ublk_device *ub)
+{
+	mutex_lock(&ublk_ctl_mutex);
+	if (idr_find(&ublk_index_idr, ub->dev_info.dev_id) != ub) {
+		mutex_unlock(&ublk_ctl_mutex);
+		return -ENODEV;		/* a concurrent DEL_DEV won */
+	}
+	idr_remove(&ublk_index_idr, ub->dev_info.dev_id);
+	mutex_unlock(&ublk_ctl_mutex);
+
+	mutex_lock(&ub->ctrl_mutex);
+	__ublk_stop_dev(ub);
+	mutex_unlock(&ub->ctrl_mutex);
+
+	/* out of the IDR: the scan can no longer queue death work */
+	cancel_work_sync(&ub->death_work);
+	cancel_work_sync(&ub->stop_work);
+	cdev_device_del(&ub->cdev, &ub->cdev_dev);
+	/* the reference of ADD_DEV */
+	put_device(&ub->cdev_dev);
+	return 0;
+}
+
+static int ublk_ctrl_start_dev(struct ublk_device *ub,
+			       const struct ublksrv_ctrl_cmd *header)
+{
+	int pid = header->data[0];
+	struct gendisk *disk;
+	int ret;
+
+	if (pid <= 0)
+		return -EINVAL;
+
+	mutex_lock(&ub->ctrl_mutex);
+	if (ublk_dev_state(ub) != UBLK_S_DEV_DEAD || ub->stopping)
+		ret = ub->stopping ? -EINVAL : -EEXIST;
+	else if (!(ub->params.types & UBLK_PARAM_TYPE_BASIC))
+		ret = -EINVAL;
+	else
+		ret = 0;
+	mutex_unlock(&ub->ctrl_mutex);
+	if (ret)
+		return ret;
+
+	if (wait_event_interruptible(ub->wait, ublk_dev_ready(ub) ||
+				     READ_ONCE(ub->stopping)))
+		return -EINTR;
+
+	mutex_lock(&ub->ctrl_mutex);
+	if (ublk_dev_state(ub) != UBLK_S_DEV_DEAD || ub->stopping) {
+		ret = ub->stopping ? -EINVAL : -EEXIST;
+		goto out_unlock;
+	}
+
+	disk = blk_mq_alloc_disk(&ub->tag_set, ub);
+	if (IS_ERR(disk)) {
+		ret = PTR_ERR(disk);
+		goto out_unlock;
+	}
+	snprintf(disk->disk_name, DISK_NAME_LEN, "ublkb%d", ub->dev_info.dev_id);
+	disk->fops = &ublk_bd_ops;
+	disk->private_data = ub;
+	ublk_apply_params(ub, disk);
+
+	/* LIVE before add_disk(): its partition scan is served already */
+	mutex_lock(&ub->lock);
+	ub->disk = disk;
+	ub->dev_info.ublksrv_pid = pid;
+	ublk_set_state(ub, UBLK_S_DEV_LIVE);
+	mutex_unlock(&ub->lock);
+
+	get_device(&ub->cdev_dev);	/* dropped by ublk_bd_free_disk() */
+	ret = add_disk(disk);
+	if (ret) {
+		mutex_lock(&ub->lock);
+		ublk_set_state(ub, UBLK_S_DEV_DEAD);
+		ub->dev_info.ublksrv_pid = -1;
+		ub->disk = NULL;
+		mutex_unlock(&ub->lock);
+		flush_work(&ub->death_work);
+		put_disk(disk);
+		put_device(&ub->cdev_dev);
+		goto out_unlock;
+	}
+
+	/* a daemon that died while we waited had nobody to notice */
+	if (ublk_dev_has_dying_daemon(ub))
+		queue_work(system_unbound_wq, &ub->death_work);
+out_unlock:
+	mutex_unlock(&ub->ctrl_mutex);
+	return ret;
+}
+
+static int ublk_ctrl_stop_dev(struct ublk_device *ub)
+{
+	mutex_lock(&ub->ctrl_mutex);
+	__ublk_stop_dev(ub);
+	mutex_unlock(&ub->ctrl_mutex);
+	return 0;
+}
+
+static int ublk_ctrl_get_dev_info(struct ublk_device *ub,
+				  const struct ublksrv_ctrl_cmd *header)
+{
+	struct ublksrv_ctrl_dev_info info;
+
+	if (header->len < sizeof(info))
+		return -EINVAL;
+	mutex_lock(&ub->lock);
+	info = ub->dev_info;
+	mutex_unlock(&ub->lock);
+	if (copy_to_user(u64_to_user_ptr(header->addr), &info, sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+static int ublk_ctrl_get_queue_affinity(struct ublk_device *ub,
+					const struct ublksrv_ctrl_cmd *header)
+{
+	const unsigned int *map = ub->tag_set.map[HCTX_TYPE_DEFAULT].mq_map;
+	cpumask_var_t mask;
+	unsigned int len;
+	int cpu, ret = 0;
+
+	if (header->queue_id >= ub->dev_info.nr_hw_queues)
+		return -EINVAL;
+	if (header->len * BITS_PER_BYTE < nr_cpu_ids ||
+	    header->len & (sizeof(unsigned long) - 1))
+		return -EINVAL;
+	if (!zalloc_cpumask_var(&mask, GFP_KERNEL))
+		return -ENOMEM;
+
+	for_each_possible_cpu(cpu)
+		if (map[cpu] == header->queue_id)
+			cpumask_set_cpu(cpu, mask);
+
+	len = min_t(unsigned int, header->len, cpumask_size());
+	if (copy_to_user(u64_to_user_ptr(header->addr), cpumask_bits(mask),
+			 len))
+		ret = -EFAULT;
+	free_cpumask_var(mask);
+	return ret;
+}
+
+/* the fixed part of struct ublk_params: len and types */
+#define UBLK_PARAMS_HDR_LEN	offsetof(struct ublk_params, basic)
+
+static int ublk_ctrl_set_params(struct ublk_device *ub,
+				const struct ublksrv_ctrl_cmd *header)
+{
+	struct ublk_params p = {};
+	unsigned int len;
+	int ret;
+
+	if (header->len < UBLK_PARAMS_HDR_LEN)
+		return -EINVAL;
+	len = min_t(unsigned int, header->len, sizeof(p));
+	if (copy_from_user(&p, u64_to_user_ptr(header->addr), len))
+		return -EFAULT;
+	p.len = len;
+	/* parameter types of later kernels are ignored, as they would be */
+	p.types &= UBLK_PARAM_TYPE_ALL;
+	ret = ublk_validate_params(&p);
+	if (ret)
+		return ret;
+
+	mutex_lock(&ub->ctrl_mutex);
+	if (ublk_dev_state(ub) != UBLK_S_DEV_DEAD)
+		ret = -EACCES;
+	else
+		ub->params = p;
+	mutex_unlock(&ub->ctrl_mutex);
+	return ret;
+}
+
+static int ublk_ctrl_get_params(struct ublk_device *ub,
+				const struct ublksrv_ctrl_cmd *header)
+{
+	struct ublk_params p;
+	unsigned int len;
+
+	if (header->len < UBLK_PARAMS_HDR_LEN)
+		return -EINVAL;
+	len = min_t(unsigned int, header->len, sizeof(p));
+	mutex_lock(&ub->ctrl_mutex);
+	p = ub->params;
+	mutex_unlock(&ub->ctrl_mutex);
+	p.len = len;
+	if (copy_to_user(u64_to_user_ptr(header->addr), &p, len))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * Forget the old server: every slot is FREE by now (its commands were
+ * answered before the char device could be released), so a new process
+ * can fetch every tag again.
+ */
+static int ublk_ctrl_start_recovery(struct ublk_device *ub)
+{
+	struct ublk_queue *ubq;
+	int i, tag, ret;
+
+	if (!ublk_dev_can_recover(ub))
+		return -EINVAL;
+
+	mutex_lock(&ub->ctrl_mutex);
+	mutex_lock(&ub->lock);
+	ret = -EBUSY;
+	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED ||
+	    test_bit(UB_STATE_OPEN, &ub->state_bits))
+		goto out_unlock;
+
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
+		ubq = ublk_get_queue(ub, i);
+		for (tag = 0; tag < ubq->q_depth; tag++)
+			WARN_ON_ONCE(ubq->ios[tag].state != UBLK_IO_FREE);
+		if (ubq->daemon) {
+			put_task_struct(ubq->daemon);
+			atomic_dec(&ublk_nr_daemons);
+			WRITE_ONCE(ubq->daemon, NULL);
+		}
+		ubq->nr_io_ready = 0;
+	}
+	WRITE_ONCE(ub->nr_queues_ready, 0);
+	ub->dev_info.ublksrv_pid = -1;
+	ret = 0;
+out_unlock:
+	mutex_unlock(&ub->lock);
+	mutex_unlock(&ub->ctrl_mutex);
+	return ret;
+}
+
+static int ublk_ctrl_end_recovery(struct ublk_device *ub,
+				  const struct ublksrv_ctrl_cmd *header)
+{
+	int pid = header->data[0];
+	int ret;
+
+	if (!ublk_dev_can_recover(ub))
+		return -EINVAL;
+	if (ublk_dev_state(ub) != UBLK_S_DEV_QUIESCED)
+		return -EBUSY;
+	if (pid <= 0)
+		return -EINVAL;
+
+	if (wait_event_interruptible(ub->wait, ublk_dev_ready(ub) ||
+				     ublk_dev_state(ub) != UBLK_S_DEV_QUIESCED))
+		return -EINTR;
+
+	mutex_lock(&ub->ctrl_mutex);
+	mutex_lock(&ub->lock);
+	ret = -EBUSY;
+	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED || !ublk_dev_ready(ub)) {
+		mutex_unlock(&ub->lock);
+		goto out_unlock;
+	}
+	ub->dev_info.ublksrv_pid = pid;
+	ublk_set_state(ub, UBLK_S_DEV_LIVE);
+	mutex_unlock(&ub->lock);
+
+	blk_mq_unquiesce_queue(ub->disk->queue);
+	blk_mq_kick_requeue_list(ub->disk->queue);
+	dev_info(&ub->cdev_dev, "recovered, server pid %d\n", pid);
+	ret = 0;
+
+	/* the new server may already be gone again */
+	if (ublk_dev_has_dying_daemon(ub))
+		queue_work(system_unbound_wq, &ub->death_work);
+out_unlock:
+	mutex_unlock(&ub->ctrl_mutex);
+	return ret;
+}
+
+static int ublk_ctrl_get_features(const struct ublksrv_ctrl_cmd *header)
+{
+	u64 features = UBLK_F_SUPPORTED;
+
+	if (header->len < UBLK_FEATURES_LEN)
+		return -EINVAL;
+	if (copy_to_user(u64_to_user_ptr(header->addr), &features,
+			 UBLK_FEATURES_LEN))
+		return -EFAULT;
+	return 0;
+}
+
+static int ublk_ctrl_uring_cmd(struct io_uring_cmd *cmd,
+			       unsigned int issue_flags)
+{
+	struct ublksrv_ctrl_cmd header;
+	struct ublk_device *ub;
+	int op, ret;
+
+	if (!(issue_flags & IO_URING_F_SQE128))
+		return -EINVAL;
+	/* the SQE is shared with userspace: work on one copy */
+	memcpy(&header, cmd->cmd, sizeof(header));
+
+	op = ublk_decode_op(cmd->cmd_op, sizeof(header));
+	switch (op) {
+	case UBLK_CMD_GET_QUEUE_AFFINITY:
+	case UBLK_CMD_GET_DEV_INFO:
+	case UBLK_CMD_ADD_DEV:
+	case UBLK_CMD_DEL_DEV:
+	case UBLK_CMD_START_DEV:
+	case UBLK_CMD_STOP_DEV:
+	case UBLK_CMD_SET_PARAMS:
+	case UBLK_CMD_GET_PARAMS:
+	case UBLK_CMD_START_USER_RECOVERY:
+	case UBLK_CMD_END_USER_RECOVERY:
+	case UBLK_CMD_GET_FEATURES:
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (op == UBLK_CMD_ADD_DEV)
+		return ublk_ctrl_add_dev(&header);
+	if (op == UBLK_CMD_GET_FEATURES)
+		return ublk_ctrl_get_features(&header);
+
+	ub = ublk_get_device_from_id(header.dev_id);
+	if (!ub)
+		return -ENODEV;
+
+	switch (op) {
+	case UBLK_CMD_GET_QUEUE_AFFINITY:
+		ret = ublk_ctrl_get_queue_affinity(ub, &header);
+		break;
+	case UBLK_CMD_GET_DEV_INFO:
+		ret = ublk_ctrl_get_dev_info(ub, &header);
+		break;
+	case UBLK_CMD_DEL_DEV:
+		ret = ublk_remove(ub);
+		break;
+	case UBLK_CMD_START_DEV:
+		ret = ublk_ctrl_start_dev(ub, &header);
+		break;
+	case UBLK_CMD_STOP_DEV:
+		ret = ublk_ctrl_stop_dev(ub);
+		break;
+	case UBLK_CMD_SET_PARAMS:
+		ret = ublk_ctrl_set_params(ub, &header);
+		break;
+	case UBLK_CMD_GET_PARAMS:
+		ret = ublk_ctrl_get_params(ub, &header);
+		break;
+	case UBLK_CMD_START_USER_RECOVERY:
+		ret = ublk_ctrl_start_recovery(ub);
+		break;
+	case UBLK_CMD_END_USER_RECOVERY:
+		ret = ublk_ctrl_end_recovery(ub, &header);
+		break;
+	default:
+		ret = -EOPNOTSUPP;
+		break;
+	}
+	put_device(&ub->cdev_dev);
+	return ret;
+}
+
+static const struct file_operations ublk_ctl_fops = {
+	.owner		= THIS_MODULE,
+	.open		= nonseekable_open,
+	.uring_cmd	= ublk_ctrl_uring_cmd,
+	.llseek		= noop_llseek,
+};
+
+static struct miscdevice ublk_misc = {
+	.minor		= MISC_DYNAMIC_MINOR,
+	.name		= "ublk-control",
+	.fops		= &ublk_ctl_fops,
+};
+
+/* ---- module init and exit ---- */
+
+static void ublk_find_exit_tp(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, "sched_process_exit"))
+		*(struct tracepoint **)priv = tp;
+}
+
+static int ublk_register_exit_probe(void)
+{
+	for_each_kernel_tracepoint(ublk_find_exit_tp, &ublk_exit_tp);
+	if (!ublk_exit_tp) {
+		pr_err("ublk: no sched_process_exit tracepoint\n");
+		return -ENOENT;
+	}
+	return tracepoint_probe_register(ublk_exit_tp,
+					 (void *)ublk_probe_task_exit, NULL);
+}
+
+static void ublk_unregister_exit_probe(void)
+{
+	tracepoint_probe_unregister(ublk_exit_tp, (void *)ublk_probe_task_exit,
+				    NULL);
+	tracepoint_synchronize_unregister();
+	cancel_work_sync(&ublk_scan_work);
+}
+
+static int __init ublk_init(void)
+{
+	int ret;
+
+	BUILD_BUG_ON(sizeof(struct ublksrv_ctrl_cmd) != 32);
+	BUILD_BUG_ON(sizeof(struct ublksrv_ctrl_dev_info) != 64);
+	BUILD_BUG_ON(sizeof(struct ublksrv_io_desc) != 24);
+	BUILD_BUG_ON(sizeof(struct ublksrv_io_cmd) != 16);
+	BUILD_BUG_ON(sizeof(struct ublk_param_basic) != 32);
+	BUILD_BUG_ON(sizeof(struct ublk_param_discard) != 20);
+	BUILD_BUG_ON(sizeof(struct ublk_params) != 64);
+	BUILD_BUG_ON(sizeof(struct ublk_uring_cmd_pdu) >
+		     sizeof_field(struct io_uring_cmd, pdu));
+	BUILD_BUG_ON((u64)UBLKSRV_IO_BUF_OFFSET <
+		     (u64)UBLK_MAX_NR_QUEUES * ublk_max_cmd_buf_size());
+
+	ret = ublk_register_exit_probe();
+	if (ret)
+		return ret;
+	ret = alloc_chrdev_region(&ublk_chr_devt, 0, UBLK_MINORS, "ublk-char");
+	if (ret)
+		goto unregister_probe;
+	ublk_chr_class = class_create(THIS_MODULE, "ublk-char");
+	if (IS_ERR(ublk_chr_class)) {
+		ret = PTR_ERR(ublk_chr_class);
+		goto free_chrdev_region;
+	}
+	ret = misc_register(&ublk_misc);
+	if (ret)
+		goto destroy_class;
+	return 0;
+
+destroy_class:
+	class_destroy(ublk_chr_class);
+free_chrdev_region:
+	unregister_chrdev_region(ublk_chr_devt, UBLK_MINORS);
+unregister_probe:
+	ublk_unregister_exit_probe();
+	return ret;
+}
+
+static void __exit ublk_exit(void)
+{
+	struct ublk_device *ub;
+	int id = 0;
+
+	/* nobody holds /dev/ublk-control open, so no device is being added */
+	for (;;) {
+		mutex_lock(&ublk_ctl_mutex);
+		ub = idr_get_next(&ublk_index_idr, &id);
+		if (ub)
+			get_device(&ub->cdev_dev);
+		mutex_unlock(&ublk_ctl_mutex);
+		if (!ub)
+			break;
+		ublk_remove(ub);
+		put_device(&ub->cdev_dev);
+		id = 0;
+	}
+	/* a task work of an exiting daemon may still hold a device */
+	wait_event(ublk_devs_wq, !atomic_read(&ublk_nr_devs));
+
+	misc_deregister(&ublk_misc);
+	ublk_unregister_exit_probe();
+	class_destroy(ublk_chr_class);
+	unregister_chrdev_region(ublk_chr_devt, UBLK_MINORS);
+	idr_destroy(&ublk_index_idr);
+}
+
+module_init(ublk_init);
+module_exit(ublk_exit);
+
+MODULE_AUTHOR("ublk developers");
+MODULE_DESCRIPTION("Userspace block device with user recovery");
+MODULE_LICENSE("GPL");
