@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# ublk, built out of tree against Debian's 6.1 kernel headers and tested in
+# QEMU booting Debian's own 6.1 kernel (tools/testing/ublk-vm/).
+#
+#   make                 module + selftests
+#   make setup           install packages, fetch the matching kernel image
+#   make check           setup, build, boot the VM, run every selftest
+#   make check T=recover        only tests whose name matches (glob or substring)
+#   make demo / make bench      run tools/testing/ublk-vm/{demo,bench-guest}.sh in the VM
+#   make checkpatch / make sparse   style and static checks of the driver
+#
+# KDIR defaults to /usr/src/linux-headers-<abi>-amd64 of linux-headers-amd64.
+
+VM := tools/testing/ublk-vm
+HARNESS := $(VM)/run.sh
+
+ifeq ($(origin KDIR),undefined)
+KDIR := $(shell $(VM)/setup.sh kdir 2>/dev/null)
+endif
+
+all: module selftests
+
+module:
+	@test -n "$(KDIR)" || { echo "no kernel headers: run 'make setup' or set KDIR"; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/drivers/block modules
+
+selftests:
+	$(MAKE) -C tools/testing/selftests/ublk
+
+setup:
+	$(VM)/setup.sh
+
+check:
+	$(HARNESS) check $(foreach p,$(T) $(TESTS),'$(p)')
+
+demo:
+	$(HARNESS) guest $(VM)/demo.sh
+
+bench:
+	$(HARNESS) guest $(VM)/bench-guest.sh
+
+checkpatch:
+	$(HARNESS) checkpatch
+
+sparse:
+	$(HARNESS) sparse
+
+clean:
+	@if [ -n "$(KDIR)" ] && [ -d "$(KDIR)" ]; then \
+		$(MAKE) -C $(KDIR) M=$(CURDIR)/drivers/block clean; fi
+	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
+		$(MAKE) -C tools/testing/selftests/ublk clean; fi
+
+.PHONY: all module selftests setup check demo bench checkpatch sparse clean

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Host dependencies of the ublk VM harness, idempotent: whatever is already
+# there is left alone.
+#
+#   setup.sh [all]     install missing Debian packages, fetch and unpack the
+#                      kernel image that matches the kernel headers
+#   setup.sh packages  install missing Debian packages only
+#   setup.sh kdir      print the kernel headers directory (installs nothing)
+#   setup.sh kver      print the kernel release, e.g. 6.1.0-56-amd64
+#   setup.sh image     print the unpacked kernel image root (fetches it)
+#   setup.sh checkpatch  print the path of checkpatch.pl (fetches it)
+#
+# Environment: UBLK_VM_CACHE (default /var/cache/ublk-vm), KDIR (a kernel
+# headers directory to use instead of Debian's linux-headers-amd64).
+
+set -euo pipefail
+
+CACHE=${UBLK_VM_CACHE:-/var/cache/ublk-vm}
+
+# Everything the build, the VM and the guest-side tools need. The guest runs
+# the host's binaries, so fio, mkfs.ext4 etc. are listed here too.
+PACKAGES=(
+	make gcc libc6-dev pkg-config liburing-dev
+	linux-headers-amd64 kmod
+	qemu-system-x86 busybox-static cpio gzip xz-utils
+	util-linux procps coreutils e2fsprogs fio
+	perl sparse gnuplot-nox
+)
+
+log() { echo "setup: $*" >&2; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || die "$1 needs root (run as root or install it by hand)"
+}
+
+apt_updated=
+apt_update_once() {
+	[ -n "$apt_updated" ] && return 0
+	need_root "apt-get update"
+	log "apt-get update"
+	apt-get update -qq >&2 || die "apt-get update failed"
+	apt_updated=1
+}
+
+pkg_installed() {
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+install_packages() {
+	local missing=() p
+
+	for p in "$@"; do
+		pkg_installed "$p" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	apt_update_once
+	log "apt-get install ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends "${missing[@]}" >&2 ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+# The kernel release of a headers tree. Debian's include/config/kernel.release
+# holds the upstream version, so read the one the modules get (vermagic).
+kver_of() {
+	sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' \
+		"$1/include/generated/utsrelease.h" 2>/dev/null
+}
+
+# Headers directory: $KDIR, else the ABI that the installed (or, before
+# installing, the candidate) linux-headers-amd64 depends on.
+find_kdir() {
+	local abi=
+
+	if [ -n "${KDIR:-}" ]; then
+		echo "$KDIR"
+		return 0
+	fi
+	if pkg_installed linux-headers-amd64; then
+		abi=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 |
+			grep -o 'linux-headers-[^ ,]*-amd64' | head -n1)
+	fi
+	if [ -z "$abi" ]; then
+		abi=$(cd /usr/src 2>/dev/null &&
+			ls -d linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1)
+	fi
+	if [ -z "$abi" ]; then
+		abi=$(apt-cache depends linux-headers-amd64 2>/dev/null |
+			grep -o 'linux-headers-[^ ,]*-amd64' | head -n1)
+	fi
+	[ -n "$abi" ] || return 1
+	echo "/usr/src/$abi"
+}
+
+kver() {
+	local kdir kv
+
+	kdir=$(find_kdir) || die "no kernel headers found (run: make setup)"
+	kv=$(kver_of "$kdir")
+	if [ -z "$kv" ]; then
+		# Not installed yet: the directory name carries the release.
+		kv=${kdir##*/linux-headers-}
+	fi
+	echo "$kv"
+}
+
+# Fetch linux-image-KVER-unsigned into the cache (same version as the
+# headers when the archive still has it) and unpack it once.
+ensure_image() {
+	local kv=$1 pkg hver deb root ver
+
+	pkg=linux-image-$kv-unsigned
+	root=$CACHE/kernel/$kv
+	if [ -f "$root/.unpacked" ] && [ -f "$root/boot/vmlinuz-$kv" ]; then
+		ensure_vmlinux "$root/boot" "$kv"
+		echo "$root"
+		return 0
+	fi
+	mkdir -p "$CACHE"
+	hver=$(dpkg-query -W -f='${Version}' "linux-headers-$kv" 2>/dev/null || true)
+	deb=$(ls "$CACHE/${pkg}_"*_amd64.deb 2>/dev/null | sort -V | tail -n1 || true)
+	if [ -z "$deb" ]; then
+		need_root "downloading $pkg"
+		log "apt-get download $pkg${hver:+=$hver}"
+		(cd "$CACHE" && { { [ -n "$hver" ] && apt-get download -qq "$pkg=$hver"; } ||
+			apt-get download -qq "$pkg"; }) >&2 2>/dev/null ||
+			{ apt_update_once; (cd "$CACHE" && apt-get download -qq "$pkg") >&2; } ||
+			return 1
+		deb=$(ls "$CACHE/${pkg}_"*_amd64.deb 2>/dev/null | sort -V | tail -n1)
+		[ -n "$deb" ] || return 1
+	fi
+	ver=$(dpkg-deb -f "$deb" Version)
+	log "unpacking $(basename "$deb")"
+	rm -rf "$root.tmp"
+	mkdir -p "$root.tmp"
+	dpkg-deb -x "$deb" "$root.tmp"
+	[ -f "$root.tmp/boot/vmlinuz-$kv" ] || die "$deb has no boot/vmlinuz-$kv"
+	depmod -b "$root.tmp" "$kv"
+	echo "$ver" > "$root.tmp/.unpacked"
+	rm -rf "$root"
+	mv "$root.tmp" "$root"
+	ensure_vmlinux "$root/boot" "$kv"
+	echo "$root"
+}
+
+# The uncompressed ELF vmlinux beside vmlinuz: QEMU boots it through PVH
+# (CONFIG_PVH=y), which saves the slow decompression under TCG. Best effort:
+# without it the VM boots vmlinuz.
+ensure_vmlinux() {
+	local boot=$1 kv=$2 off
+
+	[ -f "$boot/vmlinux-$kv" ] && return 0
+	off=$(LC_ALL=C grep -obUaP '\xFD7zXZ\x00' "$boot/vmlinuz-$kv" |
+		head -n1 | cut -d: -f1)
+	[ -n "$off" ] || return 0
+	tail -c +$((off + 1)) "$boot/vmlinuz-$kv" |
+		xz -dc --single-stream > "$boot/vmlinux-$kv.tmp" 2>/dev/null
+	if [ "$(head -c 4 "$boot/vmlinux-$kv.tmp" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+		mv "$boot/vmlinux-$kv.tmp" "$boot/vmlinux-$kv"
+	else
+		rm -f "$boot/vmlinux-$kv.tmp"
+	fi
+}
+
+setup_all() {
+	local kv root
+
+	install_packages "${PACKAGES[@]}"
+	kv=$(kver)
+	[ -n "${KDIR:-}" ] || [ -f "$(find_kdir)/Makefile" ] ||
+		install_packages "linux-headers-$kv"
+	if ! root=$(ensure_image "$kv"); then
+		# The archive moved on to a new ABI: follow it with the headers.
+		[ -z "${KDIR:-}" ] || die "no linux-image-$kv-unsigned for KDIR=$KDIR"
+		log "linux-image-$kv-unsigned is gone from the archive; upgrading linux-headers-amd64"
+		apt_update_once
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends linux-headers-amd64 >&2
+		kv=$(kver)
+		root=$(ensure_image "$kv") || die "cannot fetch linux-image-$kv-unsigned"
+	fi
+	[ -f "$(find_kdir)/Makefile" ] || die "kernel headers $(find_kdir) missing"
+}
+
+# checkpatch.pl with the two data files it reads from its own directory,
+# taken from Debian's linux-source-6.1 (only scripts/ is extracted).
+ensure_checkpatch() {
+	local dir=$CACHE/checkpatch deb tarball files tmp
+
+	if [ -f "$dir/checkpatch.pl" ]; then
+		echo "$dir/checkpatch.pl"
+		return 0
+	fi
+	install_packages perl xz-utils
+	mkdir -p "$CACHE"
+	tmp=$(mktemp -d "$CACHE/checkpatch.XXXXXX")
+	files=(scripts/checkpatch.pl scripts/spelling.txt scripts/const_structs.checkpatch)
+	tarball=$CACHE/src/usr/src/linux-source-6.1.tar.xz
+	if [ ! -f "$tarball" ]; then
+		deb=$(ls "$CACHE"/linux-source-6.1_*_all.deb 2>/dev/null | sort -V | tail -n1 || true)
+		if [ -z "$deb" ]; then
+			need_root "downloading linux-source-6.1"
+			log "apt-get download linux-source-6.1"
+			(cd "$CACHE" && apt-get download -qq linux-source-6.1) >&2 2>/dev/null ||
+				{ apt_update_once; (cd "$CACHE" && apt-get download -qq linux-source-6.1) >&2; } ||
+				die "cannot download linux-source-6.1"
+			deb=$(ls "$CACHE"/linux-source-6.1_*_all.deb | sort -V | tail -n1)
+		fi
+		log "extracting scripts/ from $(basename "$deb")"
+		dpkg-deb --fsys-tarfile "$deb" |
+			tar -xOf - ./usr/src/linux-source-6.1.tar.xz > "$tmp/src.tar.xz"
+		tarball=$tmp/src.tar.xz
+	else
+		log "extracting scripts/ from $tarball"
+	fi
+	tar -xJf "$tarball" -C "$tmp" "${files[@]/#/linux-source-6.1/}"
+	mkdir -p "$dir.new"
+	mv "$tmp"/linux-source-6.1/scripts/* "$dir.new/"
+	rm -rf "$tmp" "$dir"
+	mv "$dir.new" "$dir"
+	echo "$dir/checkpatch.pl"
+}
+
+case "${1:-all}" in
+all)		setup_all ;;
+packages)	install_packages "${PACKAGES[@]}" ;;
+kdir)		find_kdir || die "no kernel headers found (run: make setup)" ;;
+kver)		kver ;;
+image)		ensure_image "$(kver)" || die "cannot fetch the kernel image" ;;
+checkpatch)	ensure_checkpatch ;;
+*)		die "usage: $0 [all|kdir|kver|image|checkpatch]" ;;
+esac
