@@ -1,0 +1,562 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Helpers sourced by every test_<group>_<NN>.sh. A test calls
+# _prep_test NAME first; cleanup runs on EXIT whatever happens.
+#
+# Exit codes: 0 pass, 1 fail, 4 skip (kselftest's KSFT_SKIP).
+# Environment:
+#	UBLK_RESULTS	where per-test scratch dirs go (default /tmp)
+#	KUBLK		the server binary (default ./kublk)
+
+UBLK_SKIP_CODE=4
+
+UBLK_TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$UBLK_TEST_DIR" || exit 1
+KUBLK=${KUBLK:-./kublk}
+
+UBLK_TEST_NAME=""
+UBLK_TMP=""		# per-test scratch (logs, fio output)
+UBLK_DATA=""		# per-test data dir in /tmp (backing files, mounts)
+UBLK_BG_PIDS=()		# background jobs to kill at cleanup
+UBLK_FAILED=0
+
+_log()
+{
+	echo "[${UBLK_TEST_NAME:-ublk}] $*"
+}
+
+_fail()
+{
+	echo "FAIL: [${UBLK_TEST_NAME:-ublk}] $*" >&2
+	UBLK_FAILED=1
+	exit 1
+}
+
+_skip()
+{
+	echo "SKIP: [${UBLK_TEST_NAME:-ublk}] $*"
+	exit "$UBLK_SKIP_CODE"
+}
+
+# _assert DESCRIPTION CMD...: run CMD, fail the test if it fails
+_assert()
+{
+	local what=$1
+
+	shift
+	"$@" || _fail "$what (command: $*)"
+}
+
+_now_ms()
+{
+	local s
+
+	s=$(date +%s%N)
+	echo $((s / 1000000))
+}
+
+# UBLK_NO_KMSG=1 (for host-side runs of test_generic_01.sh) leaves the
+# kernel log alone: no markers, no log check
+_kmsg()
+{
+	[ -n "$UBLK_NO_KMSG" ] && return 0
+	echo "$*" 2>/dev/null > /dev/kmsg || true
+}
+
+# _prep_test NAME: marker in the kernel log, scratch dirs, cleanup trap
+_prep_test()
+{
+	UBLK_TEST_NAME=$1
+	UBLK_START_MARKER="ublk-selftest: $UBLK_TEST_NAME start"
+	_kmsg "$UBLK_START_MARKER"
+	mkdir -p "${UBLK_RESULTS:-/tmp}" || exit 1
+	UBLK_TMP=$(mktemp -d "${UBLK_RESULTS:-/tmp}/ublk-$UBLK_TEST_NAME.XXXXXX") ||
+		exit 1
+	UBLK_DATA=$(mktemp -d "/tmp/ublk-data-$UBLK_TEST_NAME.XXXXXX") ||
+		exit 1
+	trap _cleanup_test EXIT
+	trap 'exit 1' INT TERM
+	_log "start (scratch $UBLK_TMP)"
+}
+
+# the driver must be loaded (the harness does it)
+_require_driver()
+{
+	[ "$(id -u)" -eq 0 ] || _skip "must run as root"
+	[ -c /dev/ublk-control ] || _fail "/dev/ublk-control missing: ublk_drv not loaded"
+}
+
+# ... and kublk and ublk_errno (raw commands, kill-wait) built
+_require_ublk()
+{
+	_require_driver
+	[ -x "$KUBLK" ] || _fail "$KUBLK not built"
+	[ -x ./ublk_errno ] || _fail "./ublk_errno not built"
+}
+
+# _require_prog NAME: a binary of this directory must be built
+_require_prog()
+{
+	[ -x "./$1" ] || _fail "./$1 not built (make)"
+}
+
+# nr_cpu_ids: what the driver caps nr_hw_queues to
+_possible_cpus()
+{
+	local last
+
+	last=$(sed 's/.*[-,]//' /sys/devices/system/cpu/possible)
+	echo $((last + 1))
+}
+
+_have_program()
+{
+	command -v "$1" >/dev/null 2>&1 || _skip "$1 not installed"
+}
+
+# _bg CMD...: run CMD in the background, remember it for cleanup;
+# the pid is in $UBLK_LAST_PID
+_bg()
+{
+	"$@" &
+	UBLK_LAST_PID=$!
+	UBLK_BG_PIDS+=("$UBLK_LAST_PID")
+}
+
+_kill_tree()
+{
+	local pid=$1 child
+
+	for child in $(pgrep -P "$pid"); do
+		_kill_tree "$child"
+	done
+	kill -9 "$pid" 2>/dev/null
+}
+
+# _wait_until TIMEOUT_MS CMD...: poll CMD every 10 ms until it succeeds
+_wait_until()
+{
+	local timeout=$1 end
+
+	shift
+	end=$(($(_now_ms) + timeout))
+	until "$@"; do
+		[ "$(_now_ms)" -gt "$end" ] && return 1
+		sleep 0.01
+	done
+	return 0
+}
+
+# gone, or a zombie (its files are released already)
+_pid_gone()
+{
+	local rest
+
+	kill -0 "$1" 2>/dev/null || return 0
+	read -r rest < "/proc/$1/stat" 2>/dev/null || return 0
+	rest=${rest##*) }
+	[ "${rest%% *}" = Z ]
+}
+
+_dev_gone()
+{
+	[ ! -e "/dev/ublkb$1" ] && [ ! -e "/dev/ublkc$1" ]
+}
+
+# the driver reports the device DEAD, or does not know it (-ENODEV)
+_dead_or_gone()
+{
+	local st
+
+	st=$(./ublk_errno state "$1")
+	[ "$st" = DEAD ] || [ "$st" = -19 ]
+}
+
+# _wait_pid PID TIMEOUT_S: wait for a background job; its status, or 124
+_wait_pid()
+{
+	local pid=$1 timeout=$2 end
+
+	end=$(($(_now_ms) + timeout * 1000))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$(_now_ms)" -gt "$end" ]; then
+			_kill_tree "$pid"
+			wait "$pid" 2>/dev/null
+			return 124
+		fi
+		sleep 0.05
+	done
+	wait "$pid"
+}
+
+# ---------------------------------------------------------------------------
+# kublk wrappers
+
+# _add_ublk_dev ARGS...: ./kublk add ARGS; echoes the id. Use as
+#	dev=$(_add_ublk_dev -t null) || _fail "add"
+_add_ublk_dev()
+{
+	local id
+
+	id=$(timeout 60 "$KUBLK" add "$@") || {
+		echo "FAIL: kublk add $* failed" >&2
+		return 1
+	}
+	if ! [[ "$id" =~ ^[0-9]+$ ]]; then
+		echo "FAIL: kublk add $* printed '$id', not an id" >&2
+		return 1
+	fi
+	echo "$id"
+}
+
+_del_ublk_dev()
+{
+	timeout 60 "$KUBLK" del -n "$1"
+}
+
+# _wait_state ID STATE [TIMEOUT_MS]: prints the ms waited
+_wait_state()
+{
+	local ms=${3:-10000}
+
+	timeout $((ms / 1000 + 10)) "$KUBLK" wait-state -n "$1" "$2" -t "$ms"
+}
+
+_dev_state()
+{
+	timeout 10 "$KUBLK" state -n "$1" 2>/dev/null
+}
+
+# _list_field ID COLUMN: one column of `kublk list -n ID' by header name
+_list_field()
+{
+	timeout 10 "$KUBLK" list -n "$1" 2>/dev/null | awk -v col="$2" -v id="$1" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		c && $1 == id { print $c; exit }'
+}
+
+_server_pid()
+{
+	_list_field "$1" PID
+}
+
+# _recover ID [ARGS]: kublk recover; prints the START->LIVE ms (or "?")
+_recover()
+{
+	local id=$1 out ms
+
+	shift
+	out=$(timeout 60 "$KUBLK" recover -n "$id" "$@" 2>&1) || {
+		echo "kublk recover -n $id: $out" >&2
+		return 1
+	}
+	ms=$(echo "$out" | sed -n 's/.*START->LIVE[^0-9]*\([0-9.]*\).*/\1/p' | head -n 1)
+	echo "${ms:-?}"
+}
+
+# _crash ID: SIGKILL the device's server and wait until the device is
+# QUIESCED; prints the ms from the kill to QUIESCED, measured in one
+# process (ublk_errno kill-wait polls GET_DEV_INFO every 100 us).
+# Use as: ms=$(_crash "$dev") || _fail "..."
+_crash()
+{
+	timeout 30 ./ublk_errno kill-wait "$1" QUIESCED 10000
+}
+
+# _first_number TEXT: the first number in TEXT (kublk wait-state output)
+_first_number()
+{
+	echo "$1" | grep -o '[0-9][0-9.]*' | head -n 1
+}
+
+# is PID stopped (SIGSTOP)?
+_pid_stopped()
+{
+	local rest
+
+	read -r rest < "/proc/$1/stat" 2>/dev/null || return 1
+	rest=${rest##*) }
+	[ "${rest%% *}" = T ]
+}
+
+# _holds_file PID PATH: does process PID, or a descendant, have PATH open?
+_holds_file()
+{
+	local fd child
+
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "$2" ] && return 0
+	done
+	for child in $(pgrep -P "$1"); do
+		_holds_file "$child" "$2" && return 0
+	done
+	return 1
+}
+
+# blocks read/written since boot: "ios_read ios_written"
+_dev_ios()
+{
+	awk '{ print $1, $5 }' "/sys/block/ublkb$1/stat" 2>/dev/null
+}
+
+# _dev_ios_total ID: reads + writes completed on /dev/ublkbID
+_dev_ios_total()
+{
+	local r w
+
+	read -r r w < <(_dev_ios "$1") || return 1
+	echo $((r + w))
+}
+
+_ios_at_least()
+{
+	local now
+
+	now=$(_dev_ios_total "$1") || return 1
+	[ "$now" -ge "$2" ]
+}
+
+# _wait_io_progress ID N [TIMEOUT_MS]: wait until N more I/Os completed
+_wait_io_progress()
+{
+	local base
+
+	base=$(_dev_ios_total "$1") || return 1
+	_wait_until "${3:-20000}" _ios_at_least "$1" $((base + $2))
+}
+
+# fails if a task stays in D state for 10 s (sampled every 0.5 s)
+_check_no_hung_tasks()
+{
+	local stat rest state pid list
+
+	for _ in $(seq 20); do
+		list=""
+		for stat in /proc/[0-9]*/stat; do
+			read -r rest < "$stat" 2>/dev/null || continue
+			pid=${rest%% *}
+			rest=${rest##*) }
+			state=${rest%% *}
+			[ "$state" = D ] && list="$list $pid"
+		done
+		[ -z "$list" ] && return 0
+		sleep 0.5
+	done
+	for pid in $list; do
+		echo "D-state task $pid ($(cat "/proc/$pid/comm" 2>/dev/null)):" >&2
+		cat "/proc/$pid/stack" >&2 2>/dev/null
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------------
+# the kernel log since this test's marker
+
+_dmesg_since_start()
+{
+	dmesg 2>/dev/null | awk -v m="$UBLK_START_MARKER" '
+		index($0, m) { n = 0; next }
+		{ line[n++] = $0 }
+		END { for (i = 0; i < n; i++) print line[i] }'
+}
+
+_check_dmesg()
+{
+	local bad
+
+	bad=$(_dmesg_since_start | grep -E \
+		'WARNING:|BUG:|BUG |Oops|general protection|blocked for more than|INFO: task|possible circular locking|possible recursive locking|lockdep|RCU stall|UBSAN|KASAN|refcount_t:|list_add corruption|list_del corruption')
+	if [ -n "$bad" ]; then
+		echo "kernel log since '$UBLK_START_MARKER':" >&2
+		echo "$bad" >&2
+		return 1
+	fi
+	return 0
+}
+
+# ---------------------------------------------------------------------------
+# fio
+
+# _run_fio ARGS...: fio bounded by `timeout'; returns fio's status
+_run_fio()
+{
+	timeout "${UBLK_FIO_TIMEOUT:-120}" fio --eta=never "$@"
+}
+
+# _fio_json_errors FILE: total I/O errors of all jobs in a json output
+_fio_json_errors()
+{
+	local f=$1
+
+	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
+	if command -v jq >/dev/null 2>&1; then
+		jq '[.jobs[] | (.total_err // 0) + (if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end)] | add' "$f.clean"
+	else
+		python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+n = 0
+for j in d["jobs"]:
+    t = j.get("total_err", 0)
+    n += t if t else (1 if j.get("error", 0) else 0)
+print(n)' "$f.clean"
+	fi
+}
+
+# _fio_json_ios FILE: completed I/Os (read + write) of all jobs
+_fio_json_ios()
+{
+	local f=$1
+
+	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
+	if command -v jq >/dev/null 2>&1; then
+		jq '[.jobs[] | .read.total_ios + .write.total_ios] | add' "$f.clean"
+	else
+		python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(sum(j["read"]["total_ios"] + j["write"]["total_ios"] for j in d["jobs"]))' "$f.clean"
+	fi
+}
+
+# ---------------------------------------------------------------------------
+# backing files
+
+# _make_backing_file SIZE_MB [direct]: echoes the path of a new file.
+# Buffered: a sparse file in /tmp (tmpfs). Direct: tmpfs has no O_DIRECT
+# on 6.1, so the file lives on ext4 on a brd RAM disk.
+_make_backing_file()
+{
+	local mb=$1 mode=$2 file mnt
+
+	if [ "$mode" = direct ]; then
+		mnt=$UBLK_DATA/brd
+		if [ ! -e "$UBLK_DATA/.brd" ]; then
+			[ -e /sys/module/brd ] && ! rmmod brd 2>/dev/null && {
+				echo "FAIL: brd loaded and busy" >&2
+				return 1
+			}
+			modprobe brd rd_nr=1 rd_size=$(((mb + mb / 8 + 32) * 1024)) || {
+				echo "FAIL: modprobe brd" >&2
+				return 1
+			}
+			touch "$UBLK_DATA/.brd"
+			mkdir -p "$mnt"
+			if ! mkfs.ext4 -q -F /dev/ram0 >/dev/null ||
+			   ! mount /dev/ram0 "$mnt"; then
+				echo "FAIL: ext4 on /dev/ram0" >&2
+				return 1
+			fi
+		fi
+		file=$(mktemp "$mnt/backing.XXXXXX") || return 1
+	else
+		file=$(mktemp "$UBLK_DATA/backing.XXXXXX") || return 1
+	fi
+	truncate -s "${mb}M" "$file" || return 1
+	echo "$file"
+}
+
+# ---------------------------------------------------------------------------
+# raw command results (ublk_errno's single-command mode)
+
+# _expect_res DESCRIPTION WANT CMD...: CMD prints a number; compare it
+_expect_res()
+{
+	local what=$1 want=$2 got
+
+	shift 2
+	got=$("$@")
+	if [ "$got" != "$want" ]; then
+		_fail "$what: got '$got' want '$want'"
+	fi
+	_log "ok - $what ($got)"
+}
+
+# START_USER_RECOVERY after a crash: -EBUSY while the dead server's files
+# are still being released, so retry that for up to 5 s; prints the result
+_start_recovery_settled()
+{
+	local id=$1 end res
+
+	end=$(($(_now_ms) + 5000))
+	while :; do
+		res=$(./ublk_errno start-recovery "$id")
+		[ "$res" != -16 ] && break
+		[ "$(_now_ms)" -gt "$end" ] && break
+		sleep 0.02
+	done
+	echo "$res"
+}
+
+# ---------------------------------------------------------------------------
+
+# _stats LABEL N...: print min/median/max of the numbers
+_stats()
+{
+	local label=$1
+
+	shift
+	printf '%s\n' "$@" | sort -g | awk -v l="$label" '
+		{ v[NR] = $1 }
+		END {
+			if (NR == 0) exit
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf "%s: n=%d min=%s median=%s max=%s\n", l, NR, v[1], m, v[NR]
+		}'
+}
+
+_cleanup_test()
+{
+	local status=$? pid mnt
+
+	trap - EXIT
+	[ "$UBLK_FAILED" = 1 ] && status=1
+
+	for pid in "${UBLK_BG_PIDS[@]}"; do
+		kill -0 "$pid" 2>/dev/null && _kill_tree "$pid"
+	done
+	for pid in "${UBLK_BG_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+
+	# unmount whatever the test mounted, deepest first
+	if [ -n "$UBLK_DATA" ]; then
+		awk -v d="$UBLK_DATA" 'index($2, d) == 1 { print $2 }' /proc/mounts |
+			sort -r | while read -r mnt; do
+				umount "$mnt" 2>/dev/null || umount -l "$mnt"
+			done
+	fi
+
+	if [ -x "$KUBLK" ] && [ -c /dev/ublk-control ]; then
+		timeout 60 "$KUBLK" del --all >/dev/null 2>&1 ||
+			echo "cleanup: kublk del --all failed" >&2
+	fi
+
+	if [ -n "$UBLK_DATA" ]; then
+		[ -e "$UBLK_DATA/.brd" ] && rmmod brd 2>/dev/null
+		rm -rf "$UBLK_DATA"
+	fi
+
+	if [ -z "$UBLK_NO_KMSG" ] && [ -n "$UBLK_START_MARKER" ] &&
+	   ! _check_dmesg; then
+		echo "FAIL: [$UBLK_TEST_NAME] kernel log has warnings" >&2
+		status=1
+	fi
+
+	if [ -n "$UBLK_TMP" ]; then
+		if [ "$status" = 0 ] || [ "$status" = "$UBLK_SKIP_CODE" ]; then
+			rm -rf "$UBLK_TMP"
+		else
+			echo "scratch kept in $UBLK_TMP" >&2
+		fi
+	fi
+
+	case $status in
+	0) _log "PASS" ;;
+	"$UBLK_SKIP_CODE") _log "SKIP" ;;
+	*) _log "FAIL (exit $status)" ;;
+	esac
+	_kmsg "ublk-selftest: $UBLK_TEST_NAME end, status $status"
+	exit "$status"
+}
