@@ -79,6 +79,16 @@
 /* flags GET_FEATURES reports */
 #define UBLK_F_SUPPORTED	(UBLK_F_ALL & ~UBLK_F_SUPPORT_ZERO_COPY)
 
+/* the control commands this driver knows, as a mask of opcodes */
+#define UBLK_CTRL_OPS	(BIT(UBLK_CMD_GET_QUEUE_AFFINITY) | \
+			 BIT(UBLK_CMD_GET_DEV_INFO) | BIT(UBLK_CMD_ADD_DEV) | \
+			 BIT(UBLK_CMD_DEL_DEV) | BIT(UBLK_CMD_START_DEV) | \
+			 BIT(UBLK_CMD_STOP_DEV) | BIT(UBLK_CMD_SET_PARAMS) | \
+			 BIT(UBLK_CMD_GET_PARAMS) | \
+			 BIT(UBLK_CMD_START_USER_RECOVERY) | \
+			 BIT(UBLK_CMD_END_USER_RECOVERY) | \
+			 BIT(UBLK_CMD_GET_FEATURES))
+
 #define UBLK_PARAM_TYPE_ALL	(UBLK_PARAM_TYPE_BASIC | UBLK_PARAM_TYPE_DISCARD)
 #define UBLK_ATTR_ALL		(UBLK_ATTR_READ_ONLY | UBLK_ATTR_ROTATIONAL | \
 				 UBLK_ATTR_VOLATILE_CACHE | UBLK_ATTR_FUA)
@@ -1658,22 +1668,8 @@ static int ublk_ctrl_uring_cmd(struct io_uring_cmd *cmd,
 	memcpy(&header, cmd->cmd, sizeof(header));
 
 	op = ublk_decode_op(cmd->cmd_op, sizeof(header));
-	switch (op) {
-	case UBLK_CMD_GET_QUEUE_AFFINITY:
-	case UBLK_CMD_GET_DEV_INFO:
-	case UBLK_CMD_ADD_DEV:
-	case UBLK_CMD_DEL_DEV:
-	case UBLK_CMD_START_DEV:
-	case UBLK_CMD_STOP_DEV:
-	case UBLK_CMD_SET_PARAMS:
-	case UBLK_CMD_GET_PARAMS:
-	case UBLK_CMD_START_USER_RECOVERY:
-	case UBLK_CMD_END_USER_RECOVERY:
-	case UBLK_CMD_GET_FEATURES:
-		break;
-	default:
+	if (op < 0 || op >= BITS_PER_LONG || !(UBLK_CTRL_OPS & BIT(op)))
 		return -EOPNOTSUPP;
-	}
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;
