@@ -999,15 +999,19 @@ static int kublk_set_params(struct kublk_dev *dev)
 	return 0;
 }
 
-static int kublk_start_dev(struct kublk_dev *dev)
+/*
+ * Start the queue threads (each fetches every tag), then send @op
+ * (START_DEV or END_USER_RECOVERY) with our pid; both return once every
+ * tag is fetched, and the device must then be LIVE.
+ */
+static int kublk_go_live(struct kublk_dev *dev, unsigned int op)
 {
 	int ret;
 
 	ret = kublk_start_queues(dev);
 	if (ret)
 		return ret;
-	ret = ublk_ctrl_simple(&dev->ctrl, UBLK_CMD_START_DEV,
-			       dev->info.dev_id, getpid());
+	ret = ublk_ctrl_simple(&dev->ctrl, op, dev->info.dev_id, getpid());
 	return ret ? ret : kublk_check_live(dev);
 }
 
@@ -1036,7 +1040,7 @@ static int kublk_add_server(struct kublk_dev *dev)
 	ret = kublk_conf_write(dev);
 	if (ret)
 		goto close_cdev;
-	ret = kublk_start_dev(dev);
+	ret = kublk_go_live(dev, UBLK_CMD_START_DEV);
 	if (ret)
 		goto stop_queues;
 
@@ -1149,18 +1153,6 @@ static int kublk_start_recovery(struct kublk_dev *dev, double *t0)
 	return 0;
 }
 
-static int kublk_end_recovery(struct kublk_dev *dev)
-{
-	int ret;
-
-	ret = kublk_start_queues(dev);
-	if (ret)
-		return ret;
-	ret = ublk_ctrl_simple(&dev->ctrl, UBLK_CMD_END_USER_RECOVERY,
-			       dev->info.dev_id, getpid());
-	return ret ? ret : kublk_check_live(dev);
-}
-
 static int kublk_recover_server(struct kublk_dev *dev)
 {
 	double t0;
@@ -1190,7 +1182,7 @@ static int kublk_recover_server(struct kublk_dev *dev)
 	 * From here a failure leaves queue threads with commands in flight:
 	 * exit, which the driver sees as a crash during recovery.
 	 */
-	if (kublk_end_recovery(dev))
+	if (kublk_go_live(dev, UBLK_CMD_END_USER_RECOVERY))
 		exit(1);
 	fprintf(stderr, "recover: START->LIVE %.1f ms\n", kublk_now_ms() - t0);
 
