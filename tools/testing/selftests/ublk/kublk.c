@@ -1131,6 +1131,31 @@ static bool kublk_is_quiesced(struct kublk_dev *dev)
 }
 
 /*
+ * --standby: the new server is loaded and armed while the old one still
+ * serves, and takes over as soon as the device is QUIESCED, so a crash
+ * costs no process start-up. Polls: the driver has no state-change event.
+ */
+static int kublk_wait_quiesced(struct kublk_dev *dev)
+{
+	struct ublksrv_ctrl_dev_info info;
+	__u32 id = dev->info.dev_id;
+	int ret;
+
+	for (;;) {
+		ret = ublk_ctrl_get_info(&dev->ctrl, id, &info);
+		if (ret < 0)
+			return ublk_ctrl_failed(UBLK_CMD_GET_DEV_INFO, id, ret);
+		if (info.state == UBLK_S_DEV_QUIESCED)
+			return 0;
+		if (info.state != UBLK_S_DEV_LIVE) {
+			kublk_err("standby: device %u stopped", id);
+			return -ENODEV;
+		}
+		kublk_sleep_ms(1);
+	}
+}
+
+/*
  * -EBUSY while QUIESCED means the old server has not closed /dev/ublkcN
  * yet (its io_uring teardown is still running): try again for a while.
  */
@@ -1171,6 +1196,12 @@ static int kublk_recover_server(struct kublk_dev *dev)
 	ret = kublk_alloc_queues(dev);
 	if (ret)
 		goto deinit_tgt;
+	if (dev->cfg.standby) {
+		kublk_announce(dev);	/* armed: the caller may crash the old one */
+		ret = kublk_wait_quiesced(dev);
+		if (ret)
+			goto free_queues;
+	}
 	ret = kublk_start_recovery(dev, &t0);
 	if (ret)
 		goto free_queues;
@@ -1320,7 +1351,7 @@ static void kublk_usage(FILE *out)
 "      [--direct] [-s SIZE] [-r] [-i] [--get-data] [--comp-in-task]\n"
 "      [--foreground] [--lbs N] [--pbs N] [--ro] [--rotational]\n"
 "      [--no-discard] [--flags UBLK_F_BITS]\n"
-"  recover -n ID [--foreground] [-t TARGET] [-f FILE] [--direct]\n"
+"  recover -n ID [--foreground] [--standby] [-t TARGET] [-f FILE] [--direct]\n"
 "  del -n ID | --all\n"
 "  list [-n ID]\n"
 "  state -n ID\n"
@@ -1401,6 +1432,7 @@ enum {
 	OPT_GET_DATA,
 	OPT_COMP_IN_TASK,
 	OPT_FOREGROUND,
+	OPT_STANDBY,
 	OPT_LBS,
 	OPT_PBS,
 	OPT_RO,
@@ -1425,6 +1457,7 @@ static const struct option kublk_dev_opts[] = {
 	{ "get-data",		no_argument,		NULL, OPT_GET_DATA },
 	{ "comp-in-task",	no_argument,		NULL, OPT_COMP_IN_TASK },
 	{ "foreground",		no_argument,		NULL, OPT_FOREGROUND },
+	{ "standby",		no_argument,		NULL, OPT_STANDBY },
 	{ "lbs",		required_argument,	NULL, OPT_LBS },
 	{ "pbs",		required_argument,	NULL, OPT_PBS },
 	{ "ro",			no_argument,		NULL, OPT_RO },
@@ -1497,6 +1530,9 @@ static bool kublk_dev_opt_flag(struct kublk_cfg *cfg, int c)
 		break;
 	case OPT_FOREGROUND:
 		cfg->foreground = true;
+		break;
+	case OPT_STANDBY:
+		cfg->standby = true;
 		break;
 	case OPT_RO:
 		cfg->ro = true;

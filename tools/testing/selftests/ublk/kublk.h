@@ -95,6 +95,7 @@ struct kublk_cfg {
 	bool rotational;
 	bool no_discard;
 	bool foreground;
+	bool standby;			/* recover: wait for QUIESCED first */
 };
 
 /* One tag of one queue. */
