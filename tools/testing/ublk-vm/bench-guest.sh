@@ -1,0 +1,536 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Guest side of "make bench": ublk against the kernel's own drivers, and
+# the latency of user recovery. Runs in the VM (run.sh guest) as root with
+# cwd = repo root, ublk_drv loaded and $UBLK_RESULTS = the run's results
+# folder (a 9p share written back to the host). See BENCH.md.
+#
+#   run.sh guest tools/testing/ublk-vm/bench-guest.sh [BENCH_KEY=VALUE...]
+#
+# The VM does not inherit the host's environment: knobs are KEY=VALUE
+# arguments (bench-run.sh turns the host's BENCH_* variables into them).
+#   BENCH_QUICK=1       development run: runtime 2 s, no ramp, 1 round,
+#                       5 recovery cycles, 4 s timeline
+#   BENCH_RUNTIME=S     seconds of each fio run (default 2.5)
+#   BENCH_RAMP=S        fio ramp_time before each run (default 0.5)
+#   BENCH_ROUNDS=N      rounds of every workload x contender (default 3)
+#   BENCH_CYCLES=N      kill/recover cycles, busy and idle (default 20)
+#   BENCH_TIMELINE=S    timeline run: kill S/2 s after the first I/O, stop
+#                       S/2 s after LIVE (default 6)
+#   BENCH_ONLY=REGEX    only workloads whose name matches (grep -E)
+#   BENCH_PARTS=LIST    any of fio,recovery,timeline (default all three)
+#   BENCH_LOOP_SIZE=SZ  tmpfs backing file of both loop contenders (1G)
+#   BENCH_RECOVERY_TARGET=null|loop   target of the recovery cycles (null)
+#   BENCH_STANDBY=0|1   also BENCH_CYCLES busy cycles with a standby server
+#                       (kublk recover --standby, armed before the kill) (1)
+#
+# Nothing here fails on timing: the exit status is 0 unless a device could
+# not be set up or a part could not run.
+
+set -u
+
+for arg in "$@"; do
+	case "$arg" in
+	BENCH_*=*)	export "${arg?}" ;;
+	*)		echo "bench: ignoring argument '$arg' (want BENCH_KEY=VALUE)" ;;
+	esac
+done
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd "$HERE/../../.." && pwd -P)
+KUBLK=$REPO/tools/testing/selftests/ublk/kublk
+RES=${UBLK_RESULTS:-/tmp/bench-results}
+WORK=/tmp/bench
+mkdir -p "$RES" "$WORK" || exit 1
+
+if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
+	: "${BENCH_RUNTIME:=2}" "${BENCH_RAMP:=0}" "${BENCH_ROUNDS:=1}"
+	: "${BENCH_CYCLES:=5}" "${BENCH_TIMELINE:=4}"
+fi
+RUNTIME=${BENCH_RUNTIME:-2.5}
+RAMP=${BENCH_RAMP:-0.5}
+ROUNDS=${BENCH_ROUNDS:-3}
+CYCLES=${BENCH_CYCLES:-20}
+TIMELINE=${BENCH_TIMELINE:-6}
+ONLY=${BENCH_ONLY:-}
+PARTS=${BENCH_PARTS:-fio,recovery,timeline}
+LOOP_SIZE=${BENCH_LOOP_SIZE:-1G}
+REC_TARGET=${BENCH_RECOVERY_TARGET:-null}
+STANDBY=${BENCH_STANDBY:-1}
+RUNTIME_MS=$(awk -v s="$RUNTIME" 'BEGIN { printf "%d", s * 1000 }')
+RAMP_MS=$(awk -v s="$RAMP" 'BEGIN { printf "%d", s * 1000 }')
+HALF=$(awk -v s="$TIMELINE" 'BEGIN { print s / 2 }')
+LOOP_FILE=$WORK/loop.img
+CPUSTAT=$WORK/bench-cpustat
+
+T_START=$EPOCHREALTIME
+failures=0
+BG_PIDS=()
+
+say() { echo "bench: $*"; }
+warn() { echo "bench: WARNING: $*"; failures=$((failures + 1)); }
+elapsed() { local s=${EPOCHREALTIME%.*} t=${T_START%.*}; echo $((s - t)); }
+part() { case ",$PARTS," in *",$1,"*) return 0 ;; esac; return 1; }
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+
+# ---------------------------------------------------------------- devices
+
+declare -A DEV		# "contender:queues" -> block device name (no /dev/)
+declare -A UBLK_ID	# same key -> ublk device id
+CONTENDERS=(nullblk ublk-null loop ublk-loop)
+
+server_pid() { "$KUBLK" list -n "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
+
+make_loop_file() {
+	fallocate -l "$LOOP_SIZE" "$LOOP_FILE" 2>/dev/null ||
+		dd if=/dev/zero of="$LOOP_FILE" bs=1M status=none \
+			count=$(($(numfmt --from=iec "$LOOP_SIZE") >> 20))
+}
+
+# ublk_add KEY ARGS...: kublk add, remembered for cleanup
+ublk_add() {
+	local key=$1 id
+
+	shift
+	id=$(timeout 60 "$KUBLK" add "$@" 2> "$WORK/add.err") || {
+		warn "kublk add $* failed: $(tr '\n' ' ' < "$WORK/add.err")"
+		return 1
+	}
+	id=${id//[^0-9]/}
+	[ -b "/dev/ublkb$id" ] || { warn "kublk add $*: no /dev/ublkb$id"; return 1; }
+	UBLK_ID[$key]=$id
+	DEV[$key]=ublkb$id
+}
+
+set_sched() {
+	local q=/sys/block/$1/queue/scheduler
+
+	[ -w "$q" ] && echo none > "$q" 2>/dev/null
+	sed -n 's/.*\[\(.*\)\].*/\1/p' "$q" 2>/dev/null
+}
+
+setup_nullblk() {
+	local q d cfg=/sys/kernel/config/nullb
+
+	modprobe null_blk nr_devices=0 || { warn "modprobe null_blk failed"; return 1; }
+	[ -d "$cfg" ] || { warn "no null_blk configfs ($cfg)"; return 1; }
+	for q in 1 2; do
+		# the disk is named after the configfs directory
+		d=$cfg/nullbq$q
+		mkdir "$d" || { warn "mkdir $d"; return 1; }
+		# 1 GiB like the ublk null device; memory_backed=0, softirq
+		# completion (null_blk's default), 128 tags like ublk/loop.
+		if ! { echo 1024 > "$d/size" && echo 2 > "$d/queue_mode" &&
+			echo "$q" > "$d/submit_queues" &&
+			echo 128 > "$d/hw_queue_depth" &&
+			echo 0 > "$d/memory_backed" && echo 1 > "$d/irqmode" &&
+			echo 1 > "$d/power"; }; then
+			warn "configuring $d failed"
+			return 1
+		fi
+		[ -b "/dev/${d##*/}" ] || { warn "no /dev/${d##*/}"; return 1; }
+		DEV[nullblk:$q]=${d##*/}
+	done
+}
+
+setup_devices() {
+	local q key dev
+
+	setup_nullblk
+	for q in 1 2; do
+		ublk_add "ublk-null:$q" -t null -q "$q"
+	done
+
+	modprobe loop
+	if make_loop_file; then
+		if dev=$(losetup --direct-io=off -f --show "$LOOP_FILE"); then
+			DEV[loop:1]=${dev#/dev/}
+			DEV[loop:2]=${dev#/dev/}
+		else
+			warn "losetup failed"
+		fi
+		for q in 1 2; do
+			ublk_add "ublk-loop:$q" -t loop -q "$q" -f "$LOOP_FILE"
+		done
+	else
+		warn "cannot create $LOOP_FILE"
+	fi
+
+	{
+		echo "| contender | queues | device | scheduler |"
+		echo "|---|---|---|---|"
+		for key in nullblk:1 nullblk:2 ublk-null:1 ublk-null:2 loop:1 ublk-loop:1 ublk-loop:2; do
+			[ -n "${DEV[$key]:-}" ] || continue
+			echo "| ${key%%:*} | ${key##*:} | ${DEV[$key]} | $(set_sched "${DEV[$key]}") |"
+		done
+	} > "$RES/devices.md"
+	say "devices: $(for key in "${!DEV[@]}"; do printf '%s=%s ' "$key" "${DEV[$key]}"; done)"
+}
+
+cleanup() {
+	local p key d
+
+	for p in "${BG_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null
+	done
+	BG_PIDS=()
+	for key in "${!UBLK_ID[@]}"; do
+		timeout 30 "$KUBLK" del -n "${UBLK_ID[$key]}" > /dev/null 2>&1
+	done
+	[ -n "${DEV[loop:1]:-}" ] && losetup -d "/dev/${DEV[loop:1]}" 2>/dev/null
+	for d in /sys/kernel/config/nullb/nullbq*; do
+		[ -d "$d" ] && echo 0 > "$d/power" 2>/dev/null && rmdir "$d" 2>/dev/null
+	done
+	rm -f "$LOOP_FILE"
+	UBLK_ID=()
+	DEV=()
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- fio runs
+
+WORKLOADS=()
+for q in 1 2; do
+	for d in qd1 qd32 qd128b; do
+		for rw in randread randwrite; do
+			WORKLOADS+=("4k-$rw-$d-${q}q")
+		done
+	done
+done
+WORKLOADS+=(128k-read-qd32-1q 128k-write-qd32-1q)
+if [ -n "$ONLY" ]; then
+	mapfile -t WORKLOADS < <(printf '%s\n' "${WORKLOADS[@]}" | grep -E -- "$ONLY")
+fi
+
+# wl_opts WORKLOAD: the workload's fio options, one per line
+wl_opts() {
+	local IFS=- bs rw qd q
+
+	read -r bs rw qd q <<< "$1"
+	q=${q%q}
+	printf '%s\n' "bs=$bs" "rw=$rw" "numjobs=$q"
+	case "$qd" in
+	qd128b)	printf '%s\n' iodepth=128 iodepth_batch_submit=16 iodepth_batch_complete_min=16 ;;
+	*)	echo "iodepth=${qd#qd}" ;;
+	esac
+	case "$rw" in
+	rand*)	printf '%s\n' norandommap randrepeat=0 ;;
+	esac
+	# one job per queue: job N on CPU N, which blk-mq maps to queue N
+	[ "$q" -gt 1 ] && printf '%s\n' "cpus_allowed=0-$((q - 1))" cpus_allowed_policy=split
+}
+
+# round_jobfile ROUND: one fio job file for the whole round, one section
+# per workload and contender ("WORKLOAD@CONTENDER"), run one after the
+# other (stonewall): A B A B in odd rounds, B A B A in even ones. One fio
+# process per round: starting fio costs seconds under TCG.
+round_jobfile() {
+	local r=$1 wl c q
+	local -a order=(nullblk ublk-null loop ublk-loop)
+
+	[ $((r % 2)) -eq 0 ] && order=(ublk-null nullblk ublk-loop loop)
+	echo "[global]"
+	printf '%s\n' ioengine=io_uring direct=1 thread time_based \
+		"runtime=${RUNTIME_MS}ms" "ramp_time=${RAMP_MS}ms" group_reporting \
+		lat_percentiles=1 log_avg_msec=500 log_unix_epoch=1 stonewall new_group
+	for wl in "${WORKLOADS[@]}"; do
+		q=${wl##*-}
+		q=${q%q}
+		for c in "${order[@]}"; do
+			[ -n "${DEV[$c:$q]:-}" ] || continue
+			echo
+			echo "[$wl@$c]"
+			echo "filename=/dev/${DEV[$c:$q]}"
+			echo "write_iops_log=$RES/fio/logs/r$r/$wl@$c"
+			wl_opts "$wl"
+		done
+	done
+}
+
+# fio_summary JSON: per workload "contender IOPS ... | ratios"
+fio_summary() {
+	awk '
+	function si(x) { return x >= 1e6 ? sprintf("%.3gM", x / 1e6) : x >= 1e3 ? sprintf("%.3gk", x / 1e3) : sprintf("%.0f", x) }
+	/"jobname" :/ {
+		gsub(/[",]/, "", $3); split($3, p, "@"); wl = p[1]; c = p[2]; sec = ""
+		if (!(wl in seen)) { seen[wl] = 1; wls[++n] = wl }
+		cs[wl] = cs[wl] " " c
+	}
+	/"(read|write)" : \{/ { sec = $1 }
+	/"trim" : \{/ { sec = "" }
+	/"iops" : / && sec != "" { v = $3 + 0; if (v > iops[wl, c]) iops[wl, c] = v; sec = "" }
+	END {
+		for (i = 1; i <= n; i++) {
+			wl = wls[i]; s = ""
+			m = split(cs[wl], list, " ")
+			for (k = 1; k <= m; k++)
+				s = s sprintf(" %s %s", list[k], si(iops[wl, list[k]]))
+			if (iops[wl, "nullblk"] && iops[wl, "ublk-null"] != "")
+				s = s sprintf(" | ublk-null/null_blk %.2f", iops[wl, "ublk-null"] / iops[wl, "nullblk"])
+			if (iops[wl, "loop"] && iops[wl, "ublk-loop"] != "")
+				s = s sprintf(" ublk-loop/loop %.2f", iops[wl, "ublk-loop"] / iops[wl, "loop"])
+			printf "%-22s%s\n", wl, s
+		}
+	}' "$1" 2>/dev/null
+}
+
+run_fio_part() {
+	local r key cpid njobs secs rc
+	local -a pids=()
+
+	njobs=$(( ${#WORKLOADS[@]} * ${#CONTENDERS[@]} ))
+	secs=$(awk -v n="$njobs" -v t="$RUNTIME" -v r="$RAMP" 'BEGIN { printf "%d", n * (t + r + 0.4) + 5 }')
+	say "fio: ${#WORKLOADS[@]} workloads x ${#CONTENDERS[@]} contenders x $ROUNDS rounds, ${RUNTIME} s + ${RAMP} s ramp each (about ${secs} s a round)"
+	# CPU accounting over the whole part (10 Hz); bench-report.py cuts
+	# out each job's window (from its iops log) and the server's share.
+	: > "$RES/fio/servers.txt"
+	for key in "${!UBLK_ID[@]}"; do
+		pids+=("$(server_pid "${UBLK_ID[$key]}")")
+		echo "$key ${pids[-1]}" >> "$RES/fio/servers.txt"
+	done
+	"$CPUSTAT" 100000 "$WORK/cpu.txt" "${pids[@]}" &
+	cpid=$!
+	BG_PIDS+=("$cpid")
+	for ((r = 1; r <= ROUNDS; r++)); do
+		mkdir -p "$RES/fio/logs/r$r"
+		round_jobfile "$r" > "$RES/fio/r$r.fio"
+		say "round $r/$ROUNDS: $njobs fio jobs ($(elapsed) s so far)"
+		timeout -k 5 $((secs * 2 + 120)) fio --output-format=json \
+			--output="$WORK/fio.json" "$RES/fio/r$r.fio" > "$WORK/fio.out" 2>&1
+		rc=$?
+		cp "$WORK/fio.json" "$RES/fio/r$r.json"
+		[ "$rc" -eq 0 ] || warn "fio round $r exited $rc: $(tail -n 3 "$WORK/fio.out" | tr '\n' ' ')"
+		fio_summary "$RES/fio/r$r.json" | sed "s/^/bench: [r$r] /"
+	done
+	kill -TERM "$cpid"
+	wait "$cpid"
+	cp "$WORK/cpu.txt" "$RES/fio/cpu.txt"
+}
+
+# ---------------------------------------------------------------- recovery
+
+# kill_recover ID TSV CYCLE: kill -9 the server, wait for QUIESCED, recover.
+# Appends "cycle t_kill t_quiesced t_live start_live_ms waitstate_ms".
+# Nothing is exec'd between QUIESCED and recover: a process start costs
+# 0.1 s and more here.
+kill_recover() {
+	local id=$1 tsv=$2 c=$3 pid wpid tk tq tl sl ws
+
+	pid=$(server_pid "$id")
+	if [ -z "$pid" ] || [ "$pid" -le 0 ]; then
+		warn "cycle $c: no server pid for $id"
+		return 1
+	fi
+	# the waiter polls (every 1 ms) before the kill: its own start-up is
+	# not counted
+	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > "$WORK/ws.out" 2>&1 &
+	wpid=$!
+	sleep 0.3
+	tk=$EPOCHREALTIME
+	kill -9 "$pid"
+	wait "$wpid" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
+	tq=$EPOCHREALTIME
+	if ! "$KUBLK" recover -n "$id" > /dev/null 2> "$WORK/rec.err"; then
+		warn "cycle $c: kublk recover failed: $(tr '\n' ' ' < "$WORK/rec.err")"
+		return 1
+	fi
+	tl=$EPOCHREALTIME
+	read -r ws _ < "$WORK/ws.out"
+	sl=$(sed -n 's/.*START->LIVE \([0-9.]*\) ms.*/\1/p' "$WORK/rec.err" | head -n1)
+	echo "$c $tk $tq $tl ${sl:-nan} ${ws:-nan}" >> "$tsv"
+	printf 'bench: %s cycle %2d: kill->QUIESCED %6s ms, START->LIVE %6s ms, kill->LIVE %7s ms\n' \
+		"$(basename "$tsv" .tsv)" "$c" "$(ms_between "$tk" "$tq")" "${sl:-?}" "$(ms_between "$tk" "$tl")"
+}
+
+# kill_recover_standby ID TSV CYCLE: the same with the new server started
+# first ("kublk recover --standby" returns once it is armed; it takes over
+# at QUIESCED). Its START->LIVE line goes to the daemon log; LIVE is when a
+# "wait-state LIVE" started after QUIESCED returns (an upper bound).
+kill_recover_standby() {
+	local id=$1 tsv=$2 c=$3 log=${KUBLK_RUN_DIR:-/run/ublk}/ublk$1.log
+	local pid wpid tk tq tl sl ws n0 n i
+
+	n0=$(grep -c 'START->LIVE' "$log" 2>/dev/null)
+	if ! "$KUBLK" recover --standby -n "$id" > /dev/null 2> "$WORK/rec.err"; then
+		warn "cycle $c: kublk recover --standby failed: $(tr '\n' ' ' < "$WORK/rec.err")"
+		return 1
+	fi
+	pid=$(server_pid "$id")
+	if [ -z "$pid" ] || [ "$pid" -le 0 ]; then
+		warn "cycle $c: no server pid for $id"
+		return 1
+	fi
+	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > "$WORK/ws.out" 2>&1 &
+	wpid=$!
+	sleep 0.3
+	tk=$EPOCHREALTIME
+	kill -9 "$pid"
+	wait "$wpid" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
+	tq=$EPOCHREALTIME
+	"$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null 2>&1 ||
+		{ warn "cycle $c: the standby server did not make it LIVE"; return 1; }
+	tl=$EPOCHREALTIME
+	for ((i = 0; i < 100; i++)); do
+		n=$(grep -c 'START->LIVE' "$log" 2>/dev/null)
+		[ "${n:-0}" -gt "${n0:-0}" ] && break
+		sleep 0.05
+	done
+	read -r ws _ < "$WORK/ws.out"
+	sl=$(sed -n 's/.*START->LIVE \([0-9.]*\) ms.*/\1/p' "$log" | tail -n1)
+	echo "$c $tk $tq $tl ${sl:-nan} ${ws:-nan}" >> "$tsv"
+	printf 'bench: standby cycle %2d: kill->QUIESCED %6s ms, START->LIVE %6s ms, kill->LIVE <= %7s ms\n' \
+		"$c" "$(ms_between "$tk" "$tq")" "${sl:-?}" "$(ms_between "$tk" "$tl")"
+}
+
+# rec_dev TARGET: a recovery-enabled (-r -i) device; prints its id
+rec_dev() {
+	local id
+
+	case "$1" in
+	loop)	id=$("$KUBLK" add -t loop -f "$LOOP_FILE" -r -i 2> "$WORK/add.err") ;;
+	*)	id=$("$KUBLK" add -t null -r -i 2> "$WORK/add.err") ;;
+	esac || { warn "kublk add -t $1 -r -i: $(tr '\n' ' ' < "$WORK/add.err")"; return 1; }
+	id=${id//[^0-9]/}
+	set_sched "ublkb$id" > /dev/null
+	echo "$id"
+}
+
+# wait_io DEV [TIMEOUT_S]: until the device has completed some I/O
+wait_io() {
+	local f=/sys/block/$1/stat end a e
+	end=$(( ${EPOCHREALTIME%.*} + ${2:-60} ))
+
+	while [ "${EPOCHREALTIME%.*}" -lt "$end" ]; do
+		read -r a _ _ _ e _ < "$f"
+		[ $((a + e)) -gt 100 ] && return 0
+		sleep 0.1
+	done
+	warn "no I/O on $1 after ${2:-60} s"
+	return 1
+}
+
+# fio_start DEV JSON LOGPREFIX: 4k random writes, qd 32, 1 job, in the
+# background until fio_stop; every completion logged (epoch ms, latency)
+# for the stall and the timeline. fio itself is the background job (not a
+# subshell around it), so that its pid gets the signal.
+FIO_PID=
+fio_start() {
+	fio --name=recovery --filename="/dev/$1" --ioengine=io_uring --direct=1 \
+		--rw=randwrite --bs=4k --iodepth=32 --norandommap --randrepeat=0 \
+		--time_based --runtime=3600 --continue_on_error=all \
+		--write_lat_log="$3" --log_avg_msec=0 --log_unix_epoch=1 \
+		--disable_slat=1 \
+		--output-format=json --output="$2" > "$WORK/rec-fio.out" 2>&1 &
+	FIO_PID=$!
+	BG_PIDS+=("$FIO_PID")
+}
+
+# fio_stop: SIGTERM (fio stops, writes its logs and JSON), then wait
+fio_stop() {
+	kill -TERM "$FIO_PID" 2>/dev/null
+	wait "$FIO_PID"
+}
+
+run_recovery_part() {
+	local dir=$RES/recovery id c
+
+	mkdir -p "$dir"
+	: > "$dir/busy.tsv"
+	: > "$dir/idle.tsv"
+	say "recovery: $CYCLES cycles on a busy ublk $REC_TARGET device (-r -i, fio 4k randwrite qd32), then $CYCLES idle"
+
+	id=$(rec_dev "$REC_TARGET") || return 1
+	fio_start "ublkb$id" "$WORK/busy-fio.json" "$WORK/busy"
+	wait_io "ublkb$id"
+	sleep 1
+	for ((c = 1; c <= CYCLES; c++)); do
+		kill_recover "$id" "$dir/busy.tsv" "$c" || break
+		sleep 1
+	done
+	if [ "$STANDBY" != 0 ]; then
+		: > "$dir/standby.tsv"
+		say "recovery: $CYCLES more busy cycles, the new server armed first (kublk recover --standby)"
+		for ((c = 1; c <= CYCLES; c++)); do
+			kill_recover_standby "$id" "$dir/standby.tsv" "$c" || break
+			sleep 1
+		done
+	fi
+	fio_stop
+	cp "$WORK/busy-fio.json" "$dir/busy-fio.json" 2>/dev/null
+	gzip -c "$WORK/busy_lat.1.log" > "$dir/busy-lat.log.gz"
+	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
+
+	id=$(rec_dev "$REC_TARGET") || return 1
+	sleep 0.5
+	for ((c = 1; c <= CYCLES; c++)); do
+		kill_recover "$id" "$dir/idle.tsv" "$c" || break
+		sleep 0.3
+	done
+	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
+}
+
+# ---------------------------------------------------------------- timeline
+
+run_timeline_part() {
+	local dir=$RES/timeline id
+
+	mkdir -p "$dir"
+	: > "$dir/events.tsv"
+	say "timeline: 4k random writes (qd32) on a ublk loop device with REISSUE, kill -9 ${HALF} s after the first I/O, stop ${HALF} s after LIVE"
+	id=$(rec_dev loop) || return 1
+	# fio takes seconds to start under TCG: count from its first I/O, and
+	# stop it with a signal rather than by its runtime
+	fio_start "ublkb$id" "$WORK/tl-fio.json" "$WORK/tl"
+	wait_io "ublkb$id"
+	sleep "$HALF"
+	kill_recover "$id" "$dir/events.tsv" 1
+	sleep "$HALF"
+	fio_stop
+	cp "$WORK/tl-fio.json" "$dir/fio.json" 2>/dev/null
+	gzip -c "$WORK/tl_lat.1.log" > "$dir/lat.log.gz"
+	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
+}
+
+# ---------------------------------------------------------------- main
+
+{
+	echo "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "kernel=$(uname -r)"
+	echo "cpus=$(nproc)"
+	echo "mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+	echo "fio=$(fio --version)"
+	echo "runtime=$RUNTIME"
+	echo "ramp=$RAMP"
+	echo "rounds=$ROUNDS"
+	echo "cycles=$CYCLES"
+	echo "timeline=$TIMELINE"
+	echo "only=$ONLY"
+	echo "parts=$PARTS"
+	echo "loop_size=$LOOP_SIZE"
+	echo "recovery_target=$REC_TARGET"
+	echo "standby=$STANDBY"
+	echo "quick=${BENCH_QUICK:-}"
+	echo "git=$(git -C "$REPO" describe --always --dirty 2>/dev/null)"
+} > "$RES/bench.env"
+
+say "runtime ${RUNTIME} s, ramp ${RAMP} s, ${ROUNDS} round(s), ${CYCLES} recovery cycles, parts $PARTS; results in $RES"
+[ -x "$KUBLK" ] || { warn "$KUBLK not built"; exit 1; }
+cc -O2 -Wall -o "$CPUSTAT" "$HERE/bench-cpustat.c" || { warn "cannot build bench-cpustat"; exit 1; }
+setup_devices
+mkdir -p "$RES/fio"
+
+part fio && [ ${#WORKLOADS[@]} -gt 0 ] && run_fio_part
+if part recovery || part timeline; then
+	# the benchmark devices are not needed any more: less to schedule
+	cleanup
+	make_loop_file || warn "cannot create $LOOP_FILE"
+fi
+part recovery && run_recovery_part
+part timeline && run_timeline_part
+
+echo "elapsed=$(elapsed)" >> "$RES/bench.env"
+say "measurements done in $(elapsed) s, writing the report"
+python3 "$HERE/bench-report.py" --report "$RES" || warn "bench-report.py failed"
+say "report: $RES/report.md ($(elapsed) s in all)"
+[ "$failures" -eq 0 ]

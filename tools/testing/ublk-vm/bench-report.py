@@ -1,0 +1,732 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Analysis and report of "make bench" (called by bench-guest.sh).
+
+  bench-report.py --report RESULTS_DIR
+
+writes RESULTS_DIR/report.md, ratios.png, timeline.png, plots/*.dat and
+recovery/busy-stall.tsv, and prints the summary lines. It reads only files
+of RESULTS_DIR, so it can be run again on the host. Standard library only
+(the guest runs the host's /usr/bin/python3); plots with gnuplot.
+"""
+
+import glob
+import gzip
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+from bisect import bisect_left, bisect_right
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONTENDERS = ["nullblk", "ublk-null", "loop", "ublk-loop"]
+LABEL = {"nullblk": "null_blk", "ublk-null": "ublk null",
+         "loop": "loop", "ublk-loop": "ublk loop"}
+PAIRS = [("ublk-null", "nullblk"), ("ublk-loop", "loop")]
+# (ublk contender, depth) -> (target, upstream 6.1 reference in this kind of VM)
+RATIO_TARGETS = {
+    ("ublk-null", "qd32"): (0.40, "≈ 0.31"),
+    ("ublk-null", "qd128b"): (0.85, "≈ 0.78"),
+    ("ublk-loop", "qd32"): (0.75, "0.44–0.67"),
+    ("ublk-loop", "qd128b"): (1.2, "1.1–1.46"),
+}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NAN = float("nan")
+
+
+def workloads_order():
+    out = []
+    for q in (1, 2):
+        for d in ("qd1", "qd32", "qd128b"):
+            for rw in ("randread", "randwrite"):
+                out.append(f"4k-{rw}-{d}-{q}q")
+    return out + ["128k-read-qd32-1q", "128k-write-qd32-1q"]
+
+
+def wl_depth(wl):
+    return wl.split("-")[2]
+
+
+# ------------------------------------------------------------------ fio
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    i = text.find("{")		# fio may print notes before the JSON
+    try:
+        return json.loads(text[i:]) if i >= 0 else None
+    except ValueError:
+        return None
+
+
+def job_metrics(j):
+    side = j["read"] if j["read"]["io_bytes"] >= j["write"]["io_bytes"] else j["write"]
+    lat = side.get("lat_ns", {})
+    pct = lat.get("percentile") or side.get("clat_ns", {}).get("percentile") or {}
+    p99 = pct.get("99.000000")
+    return {
+        "iops": side["iops"],
+        "bw": side["bw_bytes"],
+        "lat_mean": lat.get("mean", 0) / 1000.0,
+        "lat_p99": p99 / 1000.0 if p99 is not None else NAN,
+        "lat_max": lat.get("max", 0) / 1000.0,
+        "errors": j.get("total_err", j.get("error", 0)),
+    }
+
+
+def fio_metrics(path):
+    d = load_json(path)
+    if not d or not d.get("jobs"):
+        return None
+    return job_metrics(d["jobs"][0])
+
+
+class CpuLog:
+    """The 10 Hz samples of bench-cpustat: /proc/stat and server CPU."""
+
+    def __init__(self, path, servers):
+        self.t, self.rows, self.col = [], [], {}
+        key_of = {}
+        try:
+            with open(servers) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) == 2:
+                        key_of[p[1]] = p[0]
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("# pids:"):
+                        for i, pid in enumerate(line.split()[2:]):
+                            if pid in key_of:
+                                self.col[key_of[pid]] = 9 + i
+                        continue
+                    p = line.split()
+                    self.t.append(float(p[0]))
+                    self.rows.append([int(x) for x in p[1:]])
+        except (OSError, ValueError):
+            pass
+
+    def window(self, t0, t1, key, iops):
+        """CPU figures between the samples nearest to t0 and t1."""
+        if len(self.t) < 2 or iops <= 0:
+            return {}
+        a = min(bisect_left(self.t, t0), len(self.t) - 1)
+        b = min(bisect_right(self.t, t1) - 1, len(self.t) - 1)
+        if b <= a:
+            return {}
+        d = [y - x for x, y in zip(self.rows[a], self.rows[b])]
+        ios = iops * (self.t[b] - self.t[a])
+        busy = d[0] + d[1] + d[2] + d[5] + d[6] + d[7]
+        total = busy + d[3] + d[4]
+        out = {"cpu_us": busy / CLK_TCK / ios * 1e6, "ctx": d[8] / ios,
+               "util": busy / total if total else NAN}
+        col = self.col.get(key)
+        if col is not None and col < len(d) and self.rows[a][col] >= 0 \
+                and self.rows[b][col] >= 0:
+            out["srv_us"] = d[col] / CLK_TCK / ios * 1e6
+        return out
+
+
+def log_end(pattern):
+    """Last timestamp (s) of fio IOPS logs written with log_unix_epoch."""
+    end = None
+    for path in glob.glob(pattern):
+        try:
+            with open(path) as f:
+                for line in f:
+                    v = float(line.split(",")[0]) / 1000.0
+                    end = v if end is None or v > end else end
+        except (OSError, ValueError, IndexError):
+            pass
+    return end
+
+
+def si(x):
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+# ------------------------------------------------------------------ stats
+
+def mmm(vals):
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    if not vals:
+        return None
+    return min(vals), statistics.median(vals), max(vals)
+
+
+def fmt_mmm(t, fmt="{:.2f}", unit=""):
+    if not t:
+        return "–"
+    lo, med, hi = t
+    if fmt.format(lo) == fmt.format(hi):
+        return fmt.format(med) + unit
+    return f"{fmt.format(med)}{unit} ({fmt.format(lo)}–{fmt.format(hi)})"
+
+
+# ------------------------------------------------------------------ recovery
+
+def read_lat_log(path):
+    """fio per-I/O latency log (log_unix_epoch): completion times (s),
+    sorted, and the latency (ms) of each I/O."""
+    rows = []
+    try:
+        with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
+            for line in f:
+                p = line.split(",")
+                if len(p) >= 2:
+                    rows.append((int(p[0]) / 1000.0, int(p[1]) / 1e6))
+    except (OSError, ValueError, EOFError):
+        pass
+    rows.sort()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def read_cycles(path):
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) >= 6:
+                    rows.append({"cycle": int(p[0]), "kill": float(p[1]),
+                                 "quiesced": float(p[2]), "live": float(p[3]),
+                                 "start_live": float(p[4]), "waitstate": float(p[5])})
+    except (OSError, ValueError):
+        pass
+    return rows
+
+
+def stalls(cycles, ev, lat):
+    """Per cycle: the longest gap between two I/O completions (fio's clock,
+    1 ms resolution) from 0.3 s before the kill to 1 s after LIVE, the
+    first completion after LIVE, the longest latency of an I/O completed
+    in that window."""
+    out = []
+    for k, c in enumerate(cycles):
+        lo, hi = c["kill"] - 0.3, c["live"] + 1.0
+        if k + 1 < len(cycles):
+            hi = min(hi, cycles[k + 1]["kill"] - 0.01)
+        a, b = bisect_left(ev, lo), bisect_right(ev, hi)
+        win = ev[max(a - 1, 0):b]
+        gap, x0, x1 = NAN, None, None
+        for x, y in zip(win, win[1:]):
+            if math.isnan(gap) or y - x > gap:
+                gap, x0, x1 = y - x, x, y
+        after = [e for e in ev[a:b] if e > c["live"]]
+        if not after:		# nothing completed after LIVE: a lower bound
+            gap, x0, x1 = ((hi - win[-1]) if win else NAN), (win[-1] if win else None), None
+        out.append({"cycle": c["cycle"], "stall": gap * 1e3,
+                    "from": (x0 - c["kill"]) * 1e3 if x0 else NAN,
+                    "to": (x1 - c["kill"]) * 1e3 if x1 else NAN,
+                    "first_after_live": (after[0] - c["live"]) * 1e3 if after else NAN,
+                    "maxlat": max(lat[a:b], default=NAN), "open": not after})
+    return out
+
+
+def rec_stats(rows):
+    return {
+        "kq": mmm([(r["quiesced"] - r["kill"]) * 1e3 for r in rows]),
+        "sl": mmm([r["start_live"] for r in rows]),
+        "qs": mmm([(r["live"] - r["quiesced"]) * 1e3 - r["start_live"] for r in rows]),
+        "kl": mmm([(r["live"] - r["kill"]) * 1e3 for r in rows]),
+    }
+
+
+# ------------------------------------------------------------------ report
+
+def gnuplot(script, png, **params):
+    args = ["gnuplot", "-e", "; ".join(
+        f"{k}='{v}'" if isinstance(v, str) else f"{k}={v}" for k, v in params.items())]
+    try:
+        r = subprocess.run(args + [os.path.join(HERE, script)], capture_output=True, text=True)
+    except OSError as e:
+        return f"gnuplot: {e}"
+    if r.returncode or not os.path.exists(png):
+        return f"gnuplot {script}: {r.stderr.strip()[-400:]}"
+    return None
+
+
+def met(ok):
+    return "✅ met" if ok else "❌ not met"
+
+
+class Report:
+    def __init__(self, res):
+        self.res = res
+        self.env = {}
+        try:
+            with open(os.path.join(res, "bench.env")) as f:
+                for line in f:
+                    if "=" in line:
+                        k, v = line.rstrip("\n").split("=", 1)
+                        self.env[k] = v
+        except OSError:
+            pass
+        self.md = []
+        self.notes = []
+
+    def w(self, *lines):
+        self.md.extend(lines)
+
+    # -------------------------------------------------- fio
+    def load_fio(self):
+        self.runs = {}		# (workload, contender) -> {round: metrics}
+        fdir = os.path.join(self.res, "fio")
+        cpu = CpuLog(os.path.join(fdir, "cpu.txt"), os.path.join(fdir, "servers.txt"))
+        rt = float(self.env.get("runtime", 0) or 0)
+        for path in glob.glob(os.path.join(fdir, "r*.json")):
+            m = re.match(r"r(\d+)\.json$", os.path.basename(path))
+            d = load_json(path)
+            if not m or not d:
+                continue
+            r = int(m.group(1))
+            for j in d.get("jobs", []):
+                if "@" not in j["jobname"]:
+                    continue
+                wl, c = j["jobname"].split("@", 1)
+                mt = job_metrics(j)
+                if mt["iops"] <= 0:
+                    continue
+                q = wl.rsplit("-", 1)[-1].rstrip("q")
+                end = log_end(os.path.join(fdir, "logs", f"r{r}", f"{wl}@{c}_iops.*.log"))
+                if end and rt:		# the middle 80% of the measured period
+                    mt.update(cpu.window(end - 0.9 * rt, end - 0.1 * rt, f"{c}:{q}", mt["iops"]))
+                self.runs.setdefault((wl, c), {})[r] = mt
+        found = {wl for wl, _ in self.runs}
+        self.wls = [w for w in workloads_order() if w in found] + sorted(found - set(workloads_order()))
+
+    def ratio(self, wl, a, b, key="iops"):
+        ra, rb = self.runs.get((wl, a), {}), self.runs.get((wl, b), {})
+        return mmm([ra[r][key] / rb[r][key] for r in ra if r in rb and rb[r][key]])
+
+    def stat(self, wl, c, key, scale=1.0):
+        t = mmm([m.get(key) for m in self.runs.get((wl, c), {}).values()])
+        return tuple(v * scale for v in t) if t else None
+
+    def fio_section(self):
+        w = self.w
+        if not self.wls:
+            w("", "## Throughput", "", "No fio results (part not run).")
+            return
+        w("", "## Throughput: ublk against the kernel drivers", "",
+          "Each cell: median over the rounds (min–max). A ratio is the IOPS of the ublk "
+          "contender over its kernel counterpart *in the same round* (they ran back to "
+          "back), then min/median/max over the rounds. CPU µs/IO: busy time of all CPUs "
+          "(user+sys+irq+softirq, /proc/stat) over the middle 80% of the run per I/O done "
+          "meanwhile; *server*: the part of it used by the kublk process; ctx/IO: context "
+          "switches per I/O; busy: CPU utilisation of the 2 vCPUs.", "")
+        for wl in self.wls:
+            w(f"### {wl}", "",
+              "| contender | IOPS | MiB/s | mean lat µs | p99 lat µs | CPU µs/IO | server µs/IO | ctx/IO | busy | ratio |",
+              "|---|---|---|---|---|---|---|---|---|---|")
+            for c in CONTENDERS:
+                if (wl, c) not in self.runs:
+                    continue
+                ratio = ""
+                for a, b in PAIRS:
+                    if c == a:
+                        ratio = f"{fmt_mmm(self.ratio(wl, a, b))} of {LABEL[b]}"
+                srv = self.stat(wl, c, "srv_us") if c.startswith("ublk") else None
+                w(f"| {LABEL[c]} | {fmt_mmm(self.stat(wl, c, 'iops'), '{:.0f}')} "
+                  f"| {fmt_mmm(self.stat(wl, c, 'bw', 1 / 1048576), '{:.1f}')} "
+                  f"| {fmt_mmm(self.stat(wl, c, 'lat_mean'), '{:.0f}')} "
+                  f"| {fmt_mmm(self.stat(wl, c, 'lat_p99'), '{:.0f}')} "
+                  f"| {fmt_mmm(self.stat(wl, c, 'cpu_us'), '{:.1f}')} "
+                  f"| {fmt_mmm(srv, '{:.1f}')} "
+                  f"| {fmt_mmm(self.stat(wl, c, 'ctx'), '{:.2f}')} "
+                  f"| {fmt_mmm(self.stat(wl, c, 'util', 100), '{:.0f}', '%')} | {ratio} |")
+            errs = sum(m["errors"] for c in CONTENDERS for m in self.runs.get((wl, c), {}).values())
+            if errs:
+                w("", f"**{errs} I/O errors reported by fio in this workload.**")
+            w("")
+
+    def ratio_plot(self):
+        os.makedirs(os.path.join(self.res, "plots"), exist_ok=True)
+        dat = os.path.join(self.res, "plots", "ratios.dat")
+        with open(dat, "w") as f:
+            f.write("# idx workload nullmed nullmin nullmax loopmed loopmin loopmax nulltarget looptarget\n")
+            for i, wl in enumerate(self.wls):
+                row = [str(i), wl]
+                for a, b in PAIRS:
+                    t = self.ratio(wl, a, b)
+                    row += [f"{t[1]:.4f}", f"{t[0]:.4f}", f"{t[2]:.4f}"] if t else ["NaN"] * 3
+                for a, _ in PAIRS:
+                    tgt = RATIO_TARGETS.get((a, wl_depth(wl)))
+                    row.append(f"{tgt[0]:.2f}" if tgt and wl.startswith("4k") else "NaN")
+                f.write(" ".join(row) + "\n")
+        out = os.path.join(self.res, "ratios.png")
+        err = gnuplot("bench-ratios.gp", out, dat=dat, out=out, n=len(self.wls),
+                      subtitle=f"median of {self.env.get('rounds', '?')} round(s), whiskers: min-max; "
+                               f"red ticks: targets; {self.env.get('runtime', '?')} s runs, QEMU TCG, "
+                               f"{self.env.get('cpus', '?')} vCPUs")
+        if err:
+            self.notes.append(err)
+        return None if err else "ratios.png"
+
+    def ratio_target_rows(self):
+        rows = []
+        for (a, qd), (tgt, ref) in RATIO_TARGETS.items():
+            b = dict(PAIRS)[a]
+            for wl in self.wls:
+                t = self.ratio(wl, a, b) if wl.startswith("4k") and wl_depth(wl) == qd else None
+                if t:
+                    rows.append((f"{LABEL[a]} / {LABEL[b]}, {wl}", f"≥ {tgt:.2f}", fmt_mmm(t),
+                                 ref, met(t[1] >= tgt)))
+        return rows
+
+    # -------------------------------------------------- recovery
+    def load_recovery(self):
+        d = os.path.join(self.res, "recovery")
+        self.busy = read_cycles(os.path.join(d, "busy.tsv"))
+        self.idle = read_cycles(os.path.join(d, "idle.tsv"))
+        self.standby = read_cycles(os.path.join(d, "standby.tsv"))
+        ev, lat = read_lat_log(os.path.join(d, "busy-lat.log.gz"))
+        self.busy_stall = stalls(self.busy, ev, lat) if ev else []
+        self.standby_stall = stalls(self.standby, ev, lat) if ev else []
+        for name, rows in (("busy-stall.tsv", self.busy_stall), ("standby-stall.tsv", self.standby_stall)):
+            if not rows:
+                continue
+            with open(os.path.join(d, name), "w") as f:
+                f.write("cycle\tstall_ms\tgap_from_ms\tgap_to_ms\tfirst_after_live_ms\tmax_io_latency_ms\n")
+                for s in rows:
+                    f.write(f"{s['cycle']}\t{s['stall']:.0f}{'+' if s['open'] else ''}\t{s['from']:.0f}\t"
+                            f"{s['to']:.0f}\t{s['first_after_live']:.0f}\t{s['maxlat']:.1f}\n")
+        self.busy_fio = fio_metrics(os.path.join(d, "busy-fio.json"))
+
+    def recovery_section(self):
+        w = self.w
+        w("", "## User recovery", "")
+        if not self.busy and not self.idle:
+            w("No recovery results (part not run).")
+            return
+        w(f"A ublk {self.env.get('recovery_target', 'null')} device with `-r -i` "
+          "(USER_RECOVERY + REISSUE). *Busy*: fio 4k random writes at qd 32 run throughout; "
+          "*idle*: no I/O. Each cycle: `kublk wait-state QUIESCED` is started (it polls "
+          "every 1 ms), the server gets `kill -9`; **kill → QUIESCED** is until the waiter "
+          "exits; then `kublk recover`: **START → LIVE** as it prints it (its own clock); "
+          "**kill → LIVE** until it returns; **QUIESCED → START** is the rest: exec and "
+          "setup of `kublk recover`, and its retries while the dead server's /dev/ublkcN is "
+          "still open. **I/O stall**: longest gap between two I/O completions in fio's "
+          "per-I/O log (1 ms resolution), from 0.3 s before the kill to 1 s after LIVE. "
+          "*`recover --standby`*: more busy cycles with the new server started and armed "
+          "before the kill (it polls the state every 1 ms and takes over at QUIESCED); its "
+          "LIVE is when a `wait-state LIVE` started after QUIESCED returns (an upper bound).", "",
+          "| measure | cycles | min | median | max |", "|---|---|---|---|---|")
+
+        def row(name, t, n):
+            if t:
+                w(f"| {name} | {n} | {t[0]:.1f} ms | {t[1]:.1f} ms | {t[2]:.1f} ms |")
+
+        b, i = rec_stats(self.busy), rec_stats(self.idle)
+        nb, ni, ns = len(self.busy), len(self.idle), len(self.busy_stall)
+        row("busy: kill → QUIESCED", b["kq"], nb)
+        row("busy: QUIESCED → START (kublk recover start-up)", b["qs"], nb)
+        row("busy: START → LIVE", b["sl"], nb)
+        row("busy: kill → LIVE (wall)", b["kl"], nb)
+        row("busy: LIVE → first completion", mmm([s["first_after_live"] for s in self.busy_stall]), ns)
+        row("busy: **I/O stall**", mmm([s["stall"] for s in self.busy_stall]), ns)
+        row("busy: longest I/O latency", mmm([s["maxlat"] for s in self.busy_stall]), ns)
+        if self.standby:
+            sb, nsb = rec_stats(self.standby), len(self.standby)
+            row("busy, `recover --standby`: kill → QUIESCED", sb["kq"], nsb)
+            row("busy, `recover --standby`: START → LIVE", sb["sl"], nsb)
+            row("busy, `recover --standby`: kill → LIVE (upper bound)", sb["kl"], nsb)
+            row("busy, `recover --standby`: **I/O stall**", mmm([s["stall"] for s in self.standby_stall]),
+                len(self.standby_stall))
+            row("busy, `recover --standby`: longest I/O latency",
+                mmm([s["maxlat"] for s in self.standby_stall]), len(self.standby_stall))
+        row("idle: kill → QUIESCED", i["kq"], ni)
+        row("idle: QUIESCED → START (kublk recover start-up)", i["qs"], ni)
+        row("idle: START → LIVE", i["sl"], ni)
+        row("idle: kill → LIVE (wall)", i["kl"], ni)
+        w("")
+        if self.busy_fio:
+            e = self.busy_fio["errors"]
+            w(f"fio during the busy cycles: {si(self.busy_fio['iops'])} IOPS on average, "
+              + (f"**{e} I/O errors**" if e else "no I/O error") + ".")
+        if any(s["open"] for s in self.busy_stall + self.standby_stall):
+            w("**Some cycles saw no completion within 1 s after LIVE** (their stall is a lower bound).")
+        if self.busy:
+            sd = {s["cycle"]: s for s in self.busy_stall}
+            w("", "<details><summary>busy cycles</summary>", "",
+              "| cycle | kill→QUIESCED | QUIESCED→START | START→LIVE | kill→LIVE | stall (from/to, ms after kill) | longest I/O |",
+              "|---|---|---|---|---|---|---|")
+            for r in self.busy:
+                s = sd.get(r["cycle"], {})
+                w(f"| {r['cycle']} | {(r['quiesced'] - r['kill']) * 1e3:.1f} "
+                  f"| {(r['live'] - r['quiesced']) * 1e3 - r['start_live']:.1f} | {r['start_live']:.1f} "
+                  f"| {(r['live'] - r['kill']) * 1e3:.1f} | {s.get('stall', NAN):.0f} "
+                  f"({s.get('from', NAN):.0f} / {s.get('to', NAN):.0f}) | {s.get('maxlat', NAN):.0f} |")
+            w("", "</details>")
+
+    def recovery_target_rows(self):
+        rows = []
+        b, i = rec_stats(self.busy), rec_stats(self.idle)
+        for name, t, lim in (("kill → QUIESCED, busy (median)", b["kq"], 100),
+                             ("kill → QUIESCED, idle (median)", i["kq"], 100),
+                             ("START → LIVE, busy (median)", b["sl"], 50),
+                             ("START → LIVE, idle (median)", i["sl"], 50)):
+            if t:
+                rows.append((name, f"≤ {lim} ms", fmt_mmm(t, "{:.1f}", " ms"), "", met(t[1] <= lim)))
+        st = mmm([s["stall"] for s in self.busy_stall])
+        if st:
+            v = "✅ met (every cycle)" if st[2] <= 300 else (
+                "⚠️ median met, not every cycle" if st[1] <= 300 else "❌ not met")
+            rows.append(("I/O stall across a crash, busy", "≤ 300 ms", fmt_mmm(st, "{:.0f}", " ms"), "", v))
+        st = mmm([s["stall"] for s in self.standby_stall])
+        if st:
+            v = "✅ met (every cycle)" if st[2] <= 300 else (
+                "⚠️ median met, not every cycle" if st[1] <= 300 else "❌ not met")
+            rows.append(("I/O stall across a crash, busy, `recover --standby`", "≤ 300 ms",
+                         fmt_mmm(st, "{:.0f}", " ms"), "", v))
+        return rows
+
+    # -------------------------------------------------- timeline
+    def timeline(self):
+        d = os.path.join(self.res, "timeline")
+        ev = read_cycles(os.path.join(d, "events.tsv"))
+        ts, lat = read_lat_log(os.path.join(d, "lat.log.gz"))
+        if not ev or len(ts) < 10:
+            return None, None
+        binw = 0.010
+        e = ev[0]
+        tk = e["kill"]
+        dat = os.path.join(self.res, "plots", "timeline.dat")
+        os.makedirs(os.path.dirname(dat), exist_ok=True)
+        with open(dat, "w") as f:
+            f.write("# bin centre (s after kill -9), IOPS (10 ms bins), longest latency (ms) "
+                    "of the I/Os completed in the bin (NaN: none)\n")
+            n = int((ts[-1] - ts[0]) / binw) + 3
+            for k in range(n):
+                t = ts[0] - binw + k * binw
+                a, b = bisect_left(ts, t), bisect_left(ts, t + binw)
+                ml = max(lat[a:b]) if b > a else NAN
+                f.write(f"{t + binw / 2 - tk:.4f} {(b - a) / binw:.0f} {ml:.2f}\n")
+        st = stalls(ev, ts, lat)[0]
+        out = os.path.join(self.res, "timeline.png")
+        q, live = e["quiesced"] - tk, e["live"] - tk
+        to = st["to"] / 1e3 if not math.isnan(st["to"]) else live
+        err = gnuplot("bench-timeline.gp", out, dat=dat, out=out, tq=q, tlive=live,
+                      zlo=-0.3, zhi=max(live, to) + 0.4,
+                      subtitle=f"ublk loop (-r -i), fio 4k randwrite qd32; kill→QUIESCED {q * 1e3:.0f} ms, "
+                               f"START→LIVE {e['start_live']:.1f} ms, kill→LIVE {live * 1e3:.0f} ms, "
+                               f"longest gap without completions {st['stall']:.0f} ms")
+        if err:
+            self.notes.append(err)
+            return None, (e, st)
+        return "timeline.png", (e, st)
+
+    # -------------------------------------------------- observations
+    def observations(self):
+        obs = []
+        if self.busy and self.busy_stall:
+            b = rec_stats(self.busy)
+            st = mmm([s["stall"] for s in self.busy_stall])
+            fa = mmm([s["first_after_live"] for s in self.busy_stall])
+            if b["kq"] and b["qs"] and b["sl"] and st and fa:
+                obs.append(
+                    f"Crash stall, medians: kill → QUIESCED {b['kq'][1]:.0f} ms + QUIESCED → START "
+                    f"(`kublk recover` start-up) {b['qs'][1]:.0f} ms + START → LIVE {b['sl'][1]:.0f} ms "
+                    f"+ LIVE → first completion {fa[1]:.0f} ms; longest gap without completions "
+                    f"{st[1]:.0f} ms. The driver's own parts are the first and the third.")
+        if self.standby and self.standby_stall:
+            sb = rec_stats(self.standby)
+            st = mmm([s["stall"] for s in self.standby_stall])
+            if sb["kq"] and sb["sl"] and st:
+                obs.append(f"With the new server armed before the crash (`recover --standby`): "
+                           f"kill → QUIESCED {sb['kq'][1]:.0f} ms, START → LIVE {sb['sl'][1]:.0f} ms, "
+                           f"longest gap without completions {st[1]:.0f} ms (median).")
+        for a, b in PAIRS:
+            for rw in ("randread", "randwrite"):
+                wl = f"4k-{rw}-qd1-1q"
+                la, lb = self.stat(wl, a, "lat_mean"), self.stat(wl, b, "lat_mean")
+                if la and lb:
+                    obs.append(f"{wl}: mean latency {la[1]:.0f} µs for {LABEL[a]} vs {lb[1]:.0f} µs "
+                               f"for {LABEL[b]}: ≈ {la[1] - lb[1]:.0f} µs more per I/O.")
+        for a, _ in PAIRS:
+            for rw in ("randread", "randwrite"):
+                w1, w2 = f"4k-{rw}-qd32-1q", f"4k-{rw}-qd32-2q"
+                i1, i2 = self.stat(w1, a, "iops"), self.stat(w2, a, "iops")
+                x1, x2 = self.stat(w1, a, "ctx"), self.stat(w2, a, "ctx")
+                c1, c2 = self.stat(w1, a, "cpu_us"), self.stat(w2, a, "cpu_us")
+                if i1 and i2 and x1 and x2 and c1 and c2:
+                    obs.append(f"{LABEL[a]}, {rw} qd32: {si(i1[1])} IOPS with 1 queue (fio and the "
+                               f"queue thread free to run on different vCPUs) vs {si(i2[1])} with 2 "
+                               f"(fio job N pinned on CPU N, and kublk pins its queue-N thread on queue "
+                               f"N's CPU, the same one); context switches per I/O {x1[1]:.2f} vs "
+                               f"{x2[1]:.2f}, CPU µs per I/O {c1[1]:.0f} vs {c2[1]:.0f}.")
+        r_, w_ = "4k-randread-qd32-1q", "4k-randwrite-qd32-1q"
+        sr, sw = self.stat(r_, "ublk-loop", "srv_us"), self.stat(w_, "ublk-loop", "srv_us")
+        xr, xw = self.stat(r_, "ublk-loop", "ctx"), self.stat(w_, "ublk-loop", "ctx")
+        if sr and sw and xr and xw:
+            obs.append(f"ublk loop at qd32, 1 queue: the server spends {sw[1]:.0f} µs per write vs "
+                       f"{sr[1]:.0f} µs per read, with {xw[1]:.2f} vs {xr[1]:.2f} context switches "
+                       f"per I/O (buffered writes to the tmpfs file cost the server more than reads).")
+        for a, b in PAIRS:
+            for wl in self.wls:
+                if not wl.startswith("4k") or wl_depth(wl) not in ("qd32", "qd128b") or not wl.endswith("1q"):
+                    continue
+                ca, cb = self.stat(wl, a, "cpu_us"), self.stat(wl, b, "cpu_us")
+                sa = self.stat(wl, a, "srv_us")
+                ua, ub = self.stat(wl, a, "util"), self.stat(wl, b, "util")
+                if ca and cb and sa and ua and ub:
+                    obs.append(f"{wl}: {LABEL[a]} {ca[1]:.0f} CPU µs per I/O ({sa[1]:.0f} in the server) "
+                               f"vs {cb[1]:.0f} for {LABEL[b]} (×{ca[1] / cb[1]:.1f}), with the CPUs "
+                               f"{ua[1] * 100:.0f}% vs {ub[1] * 100:.0f}% busy.")
+        return obs
+
+    # -------------------------------------------------- all
+    def run(self):
+        env = self.env
+        self.load_fio()
+        self.load_recovery()
+        w = self.w
+        quick = env.get("quick") not in ("", "0", None)
+        w("# ublk benchmark", "",
+          f"{env.get('date', '')}, kernel {env.get('kernel', '?')}, QEMU TCG with "
+          f"{env.get('cpus', '?')} vCPUs and {env.get('mem', '?')}, {env.get('fio', 'fio')}, "
+          f"tree {env.get('git', '?')}.", "",
+          f"Knobs: runtime {env.get('runtime')} s + ramp {env.get('ramp')} s per fio run, "
+          f"{env.get('rounds')} round(s), {env.get('cycles')} recovery cycles, timeline "
+          f"{env.get('timeline')} s, parts {env.get('parts')}"
+          + (f", only `{env['only']}`" if env.get("only") else "")
+          + (", **quick mode**" if quick else "")
+          + f". Measurements took {env.get('elapsed', '?')} s in the guest.", "",
+          "Absolute figures under TCG move by 10–40% between runs (more when other VMs share "
+          "the host's CPUs): compare the ratios, measured side by side in the same boot. "
+          "Nothing here is pass/fail.")
+        ratios_png = self.ratio_plot() if self.wls else None
+        tl_png, tl = self.timeline()
+
+        w("", "## Targets (information, not pass/fail)", "",
+          "| measure | target | measured: median (min–max) | upstream 6.1 reference | |",
+          "|---|---|---|---|---|")
+        for r in self.ratio_target_rows() + self.recovery_target_rows():
+            w("| " + " | ".join(r) + " |")
+        if ratios_png:
+            w("", f"![throughput ratios]({ratios_png})")
+
+        w("", "## Setup", "",
+          "fio: `ioengine=io_uring direct=1 thread time_based`, one job per queue (2 queues: "
+          "`cpus_allowed_policy=split`, job N on CPU N), random workloads with "
+          "`norandommap randrepeat=0`, `lat_percentiles=1` (latency = submission to "
+          "completion). qd128b: iodepth 128 with `iodepth_batch_submit=16 "
+          "iodepth_batch_complete_min=16`. One fio process per round runs every workload, "
+          "and for each the four contenders back to back (`stonewall`): A B A B in odd "
+          "rounds, B A B A in even ones. null_blk: configfs, 1 GiB, `memory_backed=0 "
+          "irqmode=1` (softirq), 128 tags, submit_queues = queues; ublk null: `kublk add -t "
+          f"null -q N` (depth 128). loop: `losetup --direct-io=off` on a {env.get('loop_size', '?')} "
+          "file in tmpfs; ublk loop: `kublk add -t loop -q N -f` the same file (buffered). "
+          "I/O scheduler: none everywhere.", "")
+        try:
+            with open(os.path.join(self.res, "devices.md")) as f:
+                w(*f.read().splitlines())
+        except OSError:
+            pass
+
+        self.fio_section()
+        self.recovery_section()
+
+        w("", "## Timeline of a crash", "")
+        if tl_png:
+            e, st = tl
+            w(f"![timeline]({tl_png})", "",
+              f"QUIESCED {(e['quiesced'] - e['kill']) * 1e3:.1f} ms and LIVE "
+              f"{(e['live'] - e['kill']) * 1e3:.1f} ms after the kill (START → LIVE "
+              f"{e['start_live']:.1f} ms); longest gap without completions {st['stall']:.0f} ms "
+              f"(from {st['from']:.0f} to {st['to']:.0f} ms); first completion "
+              f"{st['first_after_live']:.0f} ms after LIVE; longest I/O latency {st['maxlat']:.0f} ms. "
+              "Data: plots/timeline.dat, timeline/lat.log.gz (fio's per-I/O log), timeline/events.tsv.")
+        elif tl:
+            w("The timeline plot failed: " + "; ".join(self.notes))
+        else:
+            w("No timeline (part not run or failed).")
+
+        obs = self.observations()
+        if obs:
+            w("", "## Where the time goes (measured)", "", *[f"- {o}" for o in obs])
+        if self.notes:
+            w("", "## Problems", "", *[f"- {n}" for n in self.notes])
+        w("", "## Files", "",
+          "- `fio/r<round>.fio`, `fio/r<round>.json`: the round's fio job file and raw output "
+          "(one section `WORKLOAD@CONTENDER` per run, in the order they ran); "
+          "`fio/logs/r<round>/`: fio's IOPS logs (epoch ms), which date each run; "
+          "`fio/cpu.txt`: /proc/stat and server CPU samples (10 Hz, see bench-cpustat.c); "
+          "`fio/servers.txt`: server pids",
+          "- `recovery/busy.tsv`, `recovery/idle.tsv`: cycle, kill, QUIESCED and LIVE "
+          "(epoch s), START→LIVE ms (kublk), wait-state ms; `busy-stall.tsv`: stall per "
+          "cycle; `standby.tsv`, `standby-stall.tsv`: the same for `recover --standby`; "
+          "`busy-lat.log.gz`: fio's per-I/O log (epoch ms, latency ns, ...); `busy-fio.json`",
+          "- `timeline/`: fio's per-I/O log and JSON, the events; `plots/*.dat`: plotted data",
+          "- `bench.env`: knobs and versions; `output.log`: the run's log")
+        with open(os.path.join(self.res, "report.md"), "w") as f:
+            f.write("\n".join(self.md) + "\n")
+        self.print_summary()
+
+    def print_summary(self):
+        def med(wl, c):
+            t = self.stat(wl, c, "iops")
+            return si(t[1]) if t else "–"
+
+        for c in CONTENDERS:
+            if not any(k[1] == c for k in self.runs):
+                continue
+            s = f"bench: {LABEL[c]:<9} 4k rand r/w IOPS (1q) " + ", ".join(
+                f"{d} {med(f'4k-randread-{d}-1q', c)}/{med(f'4k-randwrite-{d}-1q', c)}"
+                for d in ("qd1", "qd32", "qd128b"))
+            sr = self.stat("128k-read-qd32-1q", c, "bw", 1 / 1048576)
+            sw = self.stat("128k-write-qd32-1q", c, "bw", 1 / 1048576)
+            if sr and sw:
+                s += f"; 128k seq r/w {sr[1]:.0f}/{sw[1]:.0f} MiB/s"
+            for a, b in PAIRS:
+                if c != a:
+                    continue
+                rs = []
+                for d in ("qd1", "qd32", "qd128b"):
+                    vals = [self.ratio(f"4k-{rw}-{d}-{q}q", a, b)
+                            for rw in ("randread", "randwrite") for q in (1, 2)]
+                    vals = [v[1] for v in vals if v]
+                    if vals:
+                        rs.append(f"{d} {statistics.median(vals):.2f}")
+                if rs:
+                    s += f"; ratio to {LABEL[b]} " + " ".join(rs)
+            print(s)
+        if self.busy or self.idle:
+            b, i = rec_stats(self.busy), rec_stats(self.idle)
+            st = mmm([s["stall"] for s in self.busy_stall])
+
+            def f(t):
+                return f"{t[1]:.0f} [{t[0]:.0f}-{t[2]:.0f}]" if t else "-"
+            print(f"bench: recovery  busy: kill->QUIESCED {f(b['kq'])} ms, START->LIVE {f(b['sl'])} ms, "
+                  f"I/O stall {f(st)} ms; idle: kill->QUIESCED {f(i['kq'])} ms, START->LIVE "
+                  f"{f(i['sl'])} ms (median [min-max])")
+            if self.standby:
+                sb = rec_stats(self.standby)
+                print(f"bench: standby   busy, recover --standby: kill->QUIESCED {f(sb['kq'])} ms, "
+                      f"START->LIVE {f(sb['sl'])} ms, I/O stall "
+                      f"{f(mmm([s['stall'] for s in self.standby_stall]))} ms")
+        tm = self.ratio_target_rows() + self.recovery_target_rows()
+        if tm:
+            n = sum(1 for r in tm if r[4].startswith("✅"))
+            print(f"bench: targets   {n} of {len(tm)} met (report.md has them all)")
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--report":
+        Report(argv[2]).run()
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,18 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Host side of the benchmark: boot the VM (run.sh guest) on bench-guest.sh
+# with every BENCH_* variable of the environment passed on as a KEY=VALUE
+# argument (the guest does not inherit the host's environment).
+#
+#   BENCH_QUICK=1 tools/testing/ublk-vm/bench-run.sh
+#   tools/testing/ublk-vm/bench-run.sh BENCH_RUNTIME=10 BENCH_ROUNDS=3
+#
+# See BENCH.md for the knobs and the output.
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+args=()
+while read -r v; do
+	args+=("$v=${!v}")
+done < <(compgen -e | grep '^BENCH_')
+exec "$HERE/run.sh" guest "$HERE/bench-guest.sh" "${args[@]}" "$@"
