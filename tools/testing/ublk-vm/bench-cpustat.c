@@ -4,6 +4,7 @@
  * into /tmp/bench, never into the repo).
  *
  *   bench-cpustat PERIOD_US OUTFILE [PID...]
+ *   bench-cpustat --pingpong CPU_A CPU_B [SECONDS]
  *
  * Until SIGTERM/SIGINT, every PERIOD_US writes one line:
  *   <CLOCK_REALTIME s> <user nice system idle iowait irq softirq steal>
@@ -12,14 +13,22 @@
  * that the report can cut out a fio job by the unix-epoch timestamps of
  * its IOPS log. A sample costs about 0.5 ms of CPU under TCG: keep the
  * period at 100 ms or more.
+ *
+ * --pingpong: two processes pinned on CPU_A and CPU_B pass a byte back and
+ * forth over pipes for SECONDS (default 1); prints "ROUNDS MEAN_US MAX_US"
+ * of the round trips: what a wake-up across (or on one) vCPU costs, which
+ * is what ublk's server and loop's worker pay per I/O and null_blk not.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
@@ -70,6 +79,65 @@ static void ts_add_ns(struct timespec *ts, long ns)
 	}
 }
 
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int pingpong(int cpu_a, int cpu_b, double secs)
+{
+	double t0, t, rt, sum = 0, max = 0;
+	int ab[2], ba[2];
+	long n = 0;
+	pid_t child;
+	char c = 0;
+
+	if (pipe(ab) || pipe(ba))
+		return 1;
+	child = fork();
+	if (child < 0)
+		return 1;
+	if (!child) {
+		pin(cpu_b);
+		while (read(ab[0], &c, 1) == 1 && c)
+			if (write(ba[1], &c, 1) != 1)
+				break;
+		_exit(0);
+	}
+	pin(cpu_a);
+	c = 1;
+	t0 = now_us();
+	do {
+		t = now_us();
+		if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1)
+			break;
+		rt = now_us() - t;
+		if (n++ > 0) {		/* the first one includes the child's start */
+			sum += rt;
+			if (rt > max)
+				max = rt;
+		}
+	} while (t - t0 < secs * 1e6);
+	c = 0;
+	if (write(ab[1], &c, 1) != 1)
+		kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	printf("%ld %.1f %.1f\n", n - 1, n > 1 ? sum / (n - 1) : 0, max);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static char buf[1 << 16];
@@ -81,8 +149,11 @@ int main(int argc, char **argv)
 	char *p;
 	int i;
 
+	if (argc >= 4 && !strcmp(argv[1], "--pingpong"))
+		return pingpong(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atof(argv[4]) : 1);
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s PERIOD_US OUTFILE [PID...]\n", argv[0]);
+		fprintf(stderr, "usage: %s PERIOD_US OUTFILE [PID...]\n"
+			"       %s --pingpong CPU_A CPU_B [SECONDS]\n", argv[0], argv[0]);
 		return 2;
 	}
 	period_ns = atol(argv[1]) * 1000L;

@@ -494,6 +494,19 @@ run_timeline_part() {
 
 # ---------------------------------------------------------------- main
 
+# pingpong WHEN: the cost of a wake-up across vCPUs and on one vCPU (pipe
+# round trips, 1 s each), to bench.env: it varies from boot to boot with
+# the host's load, and ublk and loop pay it per I/O where null_blk does not
+pingpong() {
+	local x y
+
+	x=$("$CPUSTAT" --pingpong 0 1 1 2>/dev/null)
+	y=$("$CPUSTAT" --pingpong 0 0 1 2>/dev/null)
+	echo "pingpong_cross_$1=$x" >> "$RES/bench.env"
+	echo "pingpong_same_$1=$y" >> "$RES/bench.env"
+	say "wake-up round trip ($1): across vCPUs ${x#* } us, on one vCPU ${y#* } us (mean, max)"
+}
+
 {
 	echo "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "kernel=$(uname -r)"
@@ -517,6 +530,7 @@ run_timeline_part() {
 say "runtime ${RUNTIME} s, ramp ${RAMP} s, ${ROUNDS} round(s), ${CYCLES} recovery cycles, parts $PARTS; results in $RES"
 [ -x "$KUBLK" ] || { warn "$KUBLK not built"; exit 1; }
 cc -O2 -Wall -o "$CPUSTAT" "$HERE/bench-cpustat.c" || { warn "cannot build bench-cpustat"; exit 1; }
+pingpong start
 setup_devices
 mkdir -p "$RES/fio"
 
@@ -529,6 +543,7 @@ fi
 part recovery && run_recovery_part
 part timeline && run_timeline_part
 
+pingpong end
 echo "elapsed=$(elapsed)" >> "$RES/bench.env"
 say "measurements done in $(elapsed) s, writing the report"
 python3 "$HERE/bench-report.py" --report "$RES" || warn "bench-report.py failed"

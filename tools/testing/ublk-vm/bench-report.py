@@ -604,6 +604,17 @@ class Report:
           "Absolute figures under TCG move by 10–40% between runs (more when other VMs share "
           "the host's CPUs): compare the ratios, measured side by side in the same boot. "
           "Nothing here is pass/fail.")
+        pp = []
+        for when in ("start", "end"):
+            x = env.get(f"pingpong_cross_{when}", "").split()
+            y = env.get(f"pingpong_same_{when}", "").split()
+            if len(x) == 3 and len(y) == 3:
+                pp.append(f"{x[1]} µs across vCPUs vs {y[1]} µs on one vCPU at the {when}")
+        if pp:
+            w("", "Wake-up round trip between two processes (pipe ping-pong, mean): " + "; ".join(pp)
+              + ". ublk's server thread and loop's worker pay such wake-ups per I/O, null_blk "
+              "(completion in softirq) does not: when the first figure is high (a loaded host "
+              "deschedules idle vCPUs), ublk and loop slow down much more than null_blk.")
         ratios_png = self.ratio_plot() if self.wls else None
         tl_png, tl = self.timeline()
 
