@@ -644,6 +644,22 @@ static void kublk_queue_started(struct kublk_dev *dev, int ret)
 	pthread_mutex_unlock(&dev->lock);
 }
 
+/*
+ * Queue threads are SCHED_BATCH: woken by a request, they do not preempt
+ * the task that submitted it. Where the submitter shares the CPU (a queue
+ * thread sits on the CPUs of its queue, which are its submitters' CPUs),
+ * a SCHED_NORMAL thread that slept has the lower vruntime and preempts the
+ * submitter at each request, so both ping-pong once per I/O; this way the
+ * submitter queues all it has and sleeps, and the thread takes the batch.
+ * Best effort: failing changes only the speed.
+ */
+static void ublk_queue_set_batch(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+}
+
 static void *ublk_queue_thread(void *arg)
 {
 	struct kublk_queue *q = arg;
@@ -654,6 +670,7 @@ static void *ublk_queue_thread(void *arg)
 
 	snprintf(name, sizeof(name), "kublk-q%u", q->q_id);
 	pthread_setname_np(pthread_self(), name);
+	ublk_queue_set_batch();
 	if (q->has_cpus)
 		pthread_setaffinity_np(pthread_self(), sizeof(q->cpus),
 				       &q->cpus);
