@@ -5,6 +5,8 @@
  *
  *	READ, WRITE	IORING_OP_READ/WRITE, the rest resubmitted when short;
  *			FUA writes carry RWF_DSYNC
+ *	WRITE		to a regular file opened without O_DIRECT: pwritev2()
+ *			right in the queue thread, see loop_write_sync()
  *	FLUSH		IORING_OP_FSYNC, IORING_FSYNC_DATASYNC
  *	DISCARD		fallocate PUNCH_HOLE | KEEP_SIZE
  *	WRITE_ZEROES	fallocate ZERO_RANGE | KEEP_SIZE with NOUNMAP,
@@ -35,6 +37,13 @@ static __s64 loop_backing_size(int fd)
 	if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
 		return -errno;
 	return bytes;
+}
+
+static bool loop_is_regular(int fd)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && S_ISREG(st.st_mode);
 }
 
 static void loop_set_params(struct kublk_dev *dev)
@@ -109,6 +118,7 @@ static int loop_init(struct kublk_dev *dev)
 		return ret;
 	}
 	dev->tgt_fd = fd;
+	dev->tgt_sync_writes = !cfg->direct && loop_is_regular(fd);
 	loop_set_params(dev);
 	return 0;
 }
@@ -193,6 +203,39 @@ static void loop_issue(struct kublk_queue *q, int tag)
 	kublk_tgt_sqe_issued(q, sqe, tag, op, 0);
 }
 
+/*
+ * A buffered write to a regular file is only a copy into the page cache,
+ * but io_uring of 6.1 never tries it inline: without FMODE_BUF_WASYNC
+ * (tmpfs and ext4 lack it) every such write goes to an io-wq worker, two
+ * context switches and a cross-CPU wake-up per write, which cost more than
+ * the write itself. Do it here, as the kernel loop driver's worker does;
+ * like that worker, the queue waits while the page cache throttles.
+ */
+static int loop_write_sync(struct kublk_queue *q, int tag)
+{
+	const struct ublksrv_io_desc *iod = &q->iods[tag];
+	struct ublk_io *io = &q->ios[tag];
+	unsigned int total = iod->nr_sectors << 9;
+	int flags = 0;
+	struct iovec iov;
+	ssize_t ret;
+
+	if (ublksrv_get_flags(iod) & (UBLK_IO_F_FUA >> 8))
+		flags = RWF_DSYNC;
+	while (io->tgt_done < total) {
+		iov.iov_base = io->buf + io->tgt_done;
+		iov.iov_len = total - io->tgt_done;
+		ret = pwritev2(q->dev->tgt_fd, &iov, 1,
+			       (iod->start_sector << 9) + io->tgt_done, flags);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0)
+			return ret < 0 ? -errno : -EIO;
+		io->tgt_done += ret;
+	}
+	return total;
+}
+
 static int loop_queue_io(struct kublk_queue *q, int tag)
 {
 	const struct ublksrv_io_desc *iod = &q->iods[tag];
@@ -214,6 +257,11 @@ static int loop_queue_io(struct kublk_queue *q, int tag)
 	}
 	io->tgt_done = 0;
 	io->tgt_step = 0;
+	if (q->dev->tgt_sync_writes &&
+	    ublksrv_get_op(iod) == UBLK_IO_OP_WRITE) {
+		ublk_complete_io(q, tag, loop_write_sync(q, tag));
+		return 0;
+	}
 	loop_issue(q, tag);
 	return 0;
 }
