@@ -8,6 +8,7 @@
 #   make check           setup, build, boot the VM, run every selftest
 #   make check T=recover        only tests whose name matches (glob or substring)
 #   make demo / make bench      run tools/testing/ublk-vm/{demo,bench-guest}.sh in the VM
+#   make bench BENCH_QUICK=1    BENCH_* knobs reach the guest (tools/testing/ublk-vm/BENCH.md)
 #   make checkpatch / make sparse   style and static checks of the driver
 #
 # KDIR defaults to /usr/src/linux-headers-<abi>-amd64 of linux-headers-amd64.
@@ -38,7 +39,7 @@ demo:
 	$(HARNESS) guest $(VM)/demo.sh
 
 bench:
-	$(HARNESS) guest $(VM)/bench-guest.sh
+	$(VM)/bench-run.sh
 
 checkpatch:
 	$(HARNESS) checkpatch
