@@ -5,6 +5,7 @@
  *
  *   bench-cpustat PERIOD_US OUTFILE [PID...]
  *   bench-cpustat --pingpong CPU_A CPU_B [SECONDS]
+ *   bench-cpustat --copy
  *
  * Until SIGTERM/SIGINT, every PERIOD_US writes one line:
  *   <CLOCK_REALTIME s> <user nice system idle iowait irq softirq steal>
@@ -138,6 +139,26 @@ static int pingpong(int cpu_a, int cpu_b, double secs)
 	return 0;
 }
 
+static double copy_us(int movsb)
+{
+	static char src[4096] __attribute__((aligned(4096)));
+	static char dst[4096] __attribute__((aligned(4096)));
+	const int n = 2000;
+	double t = now_us();
+	int i;
+
+	for (i = 0; i < n; i++) {
+		void *d = dst, *s = src;
+		long c = movsb ? 4096 : 512;
+
+		if (movsb)
+			asm volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(c) : : "memory");
+		else
+			asm volatile("rep movsq" : "+D"(d), "+S"(s), "+c"(c) : : "memory");
+	}
+	return (now_us() - t) / n;
+}
+
 int main(int argc, char **argv)
 {
 	static char buf[1 << 16];
@@ -149,11 +170,16 @@ int main(int argc, char **argv)
 	char *p;
 	int i;
 
+	if (argc == 2 && !strcmp(argv[1], "--copy")) {
+		printf("%.2f %.2f\n", copy_us(1), copy_us(0));
+		return 0;
+	}
 	if (argc >= 4 && !strcmp(argv[1], "--pingpong"))
 		return pingpong(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atof(argv[4]) : 1);
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s PERIOD_US OUTFILE [PID...]\n"
-			"       %s --pingpong CPU_A CPU_B [SECONDS]\n", argv[0], argv[0]);
+			"       %s --pingpong CPU_A CPU_B [SECONDS]\n"
+			"       %s --copy\n", argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	period_ns = atol(argv[1]) * 1000L;

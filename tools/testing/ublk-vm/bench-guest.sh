@@ -511,6 +511,8 @@ pingpong() {
 	echo "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "kernel=$(uname -r)"
 	echo "cpus=$(nproc)"
+	grep -qw erms /proc/cpuinfo && echo "erms=1" || echo "erms=0"
+	echo "vm_cpu=${BENCH_VM_CPU:-?}"
 	echo "mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "fio=$(fio --version)"
 	echo "runtime=$RUNTIME"
@@ -531,6 +533,8 @@ say "runtime ${RUNTIME} s, ramp ${RAMP} s, ${ROUNDS} round(s), ${CYCLES} recover
 [ -x "$KUBLK" ] || { warn "$KUBLK not built"; exit 1; }
 cc -O2 -Wall -o "$CPUSTAT" "$HERE/bench-cpustat.c" || { warn "cannot build bench-cpustat"; exit 1; }
 pingpong start
+echo "copy_4k=$("$CPUSTAT" --copy)" >> "$RES/bench.env"
+say "4 KiB copy: rep movsb, rep movsq: $(sed -n 's/^copy_4k=//p' "$RES/bench.env") us (the kernel uses the first if the CPU has ERMS)"
 setup_devices
 mkdir -p "$RES/fio"
 

@@ -623,6 +623,15 @@ class Report:
               + ". ublk's server thread and loop's worker pay such wake-ups per I/O, null_blk "
               "(completion in softirq) does not: when the first figure is high (a loaded host "
               "deschedules idle vCPUs), ublk and loop slow down much more than null_blk.")
+        cp = env.get("copy_4k", "").split()
+        if len(cp) == 2:
+            erms = env.get("erms") == "1"
+            w("", f"Copying: a 4 KiB copy takes {cp[0]} µs with `rep movsb` and {cp[1]} µs with "
+              f"`rep movsq` in this guest (QEMU `-cpu {env.get('vm_cpu', '?')}`); the CPU "
+              + ("has ERMS, so the kernel copies user data with `rep movsb`. "
+                 if erms else "lacks ERMS, so the kernel copies user data with `rep movsq`. ")
+              + "ublk copies each request's data once (ublk loop twice: page cache to server "
+              "buffer, buffer to request), kernel loop once, null_blk never; see BENCH.md.")
         ratios_png = self.ratio_plot() if self.wls else None
         tl_png, tl = self.timeline()
 

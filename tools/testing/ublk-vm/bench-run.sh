@@ -15,4 +15,6 @@ args=()
 while read -r v; do
 	args+=("$v=${!v}")
 done < <(compgen -e | grep '^BENCH_')
+# the guest cannot see which CPU model QEMU was given: tell it (run.sh)
+args+=("BENCH_VM_CPU=${UBLK_VM_CPU:-max}")
 exec "$HERE/run.sh" guest "$HERE/bench-guest.sh" "${args[@]}" "$@"

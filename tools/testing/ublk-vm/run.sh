@@ -32,6 +32,7 @@
 #   UBLK_SKIP_BUILD=1   use what is built already
 #   UBLK_VM_MEM         guest RAM (default 4G)
 #   UBLK_VM_SMP         guest CPUs (default 2)
+#   UBLK_VM_CPU         QEMU -cpu model and flags (default max)
 #   UBLK_VM_TIMEOUT     whole VM run limit in seconds (default 2400)
 #   UBLK_VM_BOOT_TIMEOUT  seconds for the guest to come up (default 180)
 
@@ -229,7 +230,7 @@ do_vm() {
 	t0=$EPOCHREALTIME
 	timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
 		-nodefaults -no-user-config -no-reboot \
-		-accel tcg -cpu max -smp "${UBLK_VM_SMP:-2}" -m "${UBLK_VM_MEM:-4G}" \
+		-accel tcg -cpu "${UBLK_VM_CPU:-max}" -smp "${UBLK_VM_SMP:-2}" -m "${UBLK_VM_MEM:-4G}" \
 		-kernel "$kernel" -initrd "$run_tmp/initramfs.gz" \
 		-append "console=ttyS0,115200 panic=-1 printk.devkmsg=on log_buf_len=8M hung_task_panic=0 mitigations=off" \
 		-display none -monitor none -serial "file:$resdir/console.log" \
