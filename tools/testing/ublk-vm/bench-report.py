@@ -380,15 +380,8 @@ class Report:
                 t = self.ratio(wl, a, b) if wl.startswith("4k") and wl_depth(wl) == qd else None
                 if not t:
                     continue
-                verdict = met(t[1] >= tgt)
-                # ublk loop does what ublk null does and the file I/O on
-                # top: where one server thread is the bottleneck, ublk
-                # null / loop in the same rounds is about its best
-                ref_null = self.ratio(wl, "ublk-null", b) if a == "ublk-loop" else None
-                if t[1] < tgt and ref_null and ref_null[1] < tgt:
-                    verdict += f" (ublk null / {LABEL[b]}: {ref_null[1]:.2f})"
                 rows.append((f"{LABEL[a]} / {LABEL[b]}, {wl}", f"≥ {tgt:.2f}", fmt_mmm(t),
-                             ref, verdict))
+                             ref, met(t[1] >= tgt)))
         return rows
 
     # -------------------------------------------------- recovery
