@@ -533,8 +533,9 @@ say "runtime ${RUNTIME} s, ramp ${RAMP} s, ${ROUNDS} round(s), ${CYCLES} recover
 [ -x "$KUBLK" ] || { warn "$KUBLK not built"; exit 1; }
 cc -O2 -Wall -o "$CPUSTAT" "$HERE/bench-cpustat.c" || { warn "cannot build bench-cpustat"; exit 1; }
 pingpong start
-echo "copy_4k=$("$CPUSTAT" --copy)" >> "$RES/bench.env"
-say "4 KiB copy: rep movsb, rep movsq: $(sed -n 's/^copy_4k=//p' "$RES/bench.env") us (the kernel uses the first if the CPU has ERMS)"
+copy_4k=$("$CPUSTAT" --copy)
+echo "copy_4k=$copy_4k" >> "$RES/bench.env"
+say "4 KiB copy: ${copy_4k% *} us with rep movsb, ${copy_4k#* } us with rep movsq (the kernel copies with the first if the CPU has ERMS)"
 setup_devices
 mkdir -p "$RES/fio"
 

@@ -167,7 +167,7 @@ struct kublk_dev {
 	bool recovering;		/* serving after END_USER_RECOVERY */
 	int cdev_fd;
 	int tgt_fd;			/* loop: backing file */
-	bool tgt_sync_writes;		/* loop: pwritev() in the queue thread */
+	bool tgt_sync_writes;		/* loop: pwritev2() in the queue thread */
 	int status_fd;			/* daemon: pipe to the parent, or -1 */
 	pthread_t main_thread;
 	struct kublk_queue *queues;
