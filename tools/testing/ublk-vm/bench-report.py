@@ -378,10 +378,9 @@ class Report:
             b = dict(PAIRS)[a]
             for wl in self.wls:
                 t = self.ratio(wl, a, b) if wl.startswith("4k") and wl_depth(wl) == qd else None
-                if not t:
-                    continue
-                rows.append((f"{LABEL[a]} / {LABEL[b]}, {wl}", f"≥ {tgt:.2f}", fmt_mmm(t),
-                             ref, met(t[1] >= tgt)))
+                if t:
+                    rows.append((f"{LABEL[a]} / {LABEL[b]}, {wl}", f"≥ {tgt:.2f}", fmt_mmm(t),
+                                 ref, met(t[1] >= tgt)))
         return rows
 
     # -------------------------------------------------- recovery

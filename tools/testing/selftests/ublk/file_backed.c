@@ -23,27 +23,22 @@
 #define LOOP_PUNCH	(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
 #define LOOP_ZERO	(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)
 
-static __s64 loop_backing_size(int fd)
+/* the size of a regular file or block device; *regular tells which */
+static __s64 loop_backing_size(int fd, bool *regular)
 {
 	struct stat st;
 	__u64 bytes;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (S_ISREG(st.st_mode))
+	*regular = S_ISREG(st.st_mode);
+	if (*regular)
 		return st.st_size;
 	if (!S_ISBLK(st.st_mode))
 		return -EINVAL;
 	if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
 		return -errno;
 	return bytes;
-}
-
-static bool loop_is_regular(int fd)
-{
-	struct stat st;
-
-	return !fstat(fd, &st) && S_ISREG(st.st_mode);
 }
 
 static void loop_set_params(struct kublk_dev *dev)
@@ -88,6 +83,7 @@ static int loop_init(struct kublk_dev *dev)
 	struct kublk_cfg *cfg = &dev->cfg;
 	char abs[PATH_MAX];
 	int flags, fd, ret;
+	bool regular = false;
 	__s64 bytes;
 
 	if (!cfg->file[0]) {
@@ -106,7 +102,7 @@ static int loop_init(struct kublk_dev *dev)
 		kublk_err("loop: open %s: %s", cfg->file, strerror(-ret));
 		return ret;
 	}
-	bytes = loop_backing_size(fd);
+	bytes = loop_backing_size(fd, &regular);
 	if (bytes < 0) {
 		kublk_err("loop: size of %s: %s", cfg->file, strerror(-bytes));
 		close(fd);
@@ -118,7 +114,7 @@ static int loop_init(struct kublk_dev *dev)
 		return ret;
 	}
 	dev->tgt_fd = fd;
-	dev->tgt_sync_writes = !cfg->direct && loop_is_regular(fd);
+	dev->tgt_sync_writes = !cfg->direct && regular;
 	loop_set_params(dev);
 	return 0;
 }
