@@ -24,6 +24,8 @@
 #   BENCH_RECOVERY_TARGET=null|loop   target of the recovery cycles (null)
 #   BENCH_STANDBY=0|1   also BENCH_CYCLES busy cycles with a standby server
 #                       (kublk recover --standby, armed before the kill) (1)
+#   BENCH_KUBLK_ARGS=".." extra arguments for the throughput runs' kublk add,
+#                       e.g. "--comp-in-task" (none)
 #
 # Nothing here fails on timing: the exit status is 0 unless a device could
 # not be set up or a part could not run.
@@ -58,6 +60,7 @@ PARTS=${BENCH_PARTS:-fio,recovery,timeline}
 LOOP_SIZE=${BENCH_LOOP_SIZE:-1G}
 REC_TARGET=${BENCH_RECOVERY_TARGET:-null}
 STANDBY=${BENCH_STANDBY:-1}
+read -r -a KUBLK_ARGS <<< "${BENCH_KUBLK_ARGS:-}"
 RUNTIME_MS=$(awk -v s="$RUNTIME" 'BEGIN { printf "%d", s * 1000 }')
 RAMP_MS=$(awk -v s="$RAMP" 'BEGIN { printf "%d", s * 1000 }')
 HALF=$(awk -v s="$TIMELINE" 'BEGIN { print s / 2 }')
@@ -139,7 +142,7 @@ setup_devices() {
 
 	setup_nullblk
 	for q in 1 2; do
-		ublk_add "ublk-null:$q" -t null -q "$q"
+		ublk_add "ublk-null:$q" -t null -q "$q" "${KUBLK_ARGS[@]}"
 	done
 
 	modprobe loop
@@ -151,7 +154,8 @@ setup_devices() {
 			warn "losetup failed"
 		fi
 		for q in 1 2; do
-			ublk_add "ublk-loop:$q" -t loop -q "$q" -f "$LOOP_FILE"
+			ublk_add "ublk-loop:$q" -t loop -q "$q" -f "$LOOP_FILE" \
+				"${KUBLK_ARGS[@]}"
 		done
 	else
 		warn "cannot create $LOOP_FILE"
@@ -525,6 +529,7 @@ pingpong() {
 	echo "loop_size=$LOOP_SIZE"
 	echo "recovery_target=$REC_TARGET"
 	echo "standby=$STANDBY"
+	echo "kublk_args=${KUBLK_ARGS[*]}"
 	echo "quick=${BENCH_QUICK:-}"
 	echo "git=$(git -C "$REPO" describe --always --dirty 2>/dev/null)"
 } > "$RES/bench.env"

@@ -599,6 +599,7 @@ class Report:
           f"{env.get('rounds')} round(s), {env.get('cycles')} recovery cycles, timeline "
           f"{env.get('timeline')} s, parts {env.get('parts')}"
           + (f", only `{env['only']}`" if env.get("only") else "")
+          + (f", kublk add `{env['kublk_args']}`" if env.get("kublk_args") else "")
           + (", **quick mode**" if quick else "")
           + f". Measurements took {env.get('elapsed', '?')} s in the guest.", "",
           "Absolute figures under TCG move by 10–40% between runs (more when other VMs share "
