@@ -9,6 +9,7 @@
 #   make check T=recover        only tests whose name matches (glob or substring)
 #   make demo / make bench      run tools/testing/ublk-vm/{demo,bench-guest}.sh in the VM
 #   make bench BENCH_QUICK=1    BENCH_* knobs reach the guest (tools/testing/ublk-vm/BENCH.md)
+#   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
 #   make checkpatch / make sparse   style and static checks of the driver
 #
 # KDIR defaults to /usr/src/linux-headers-<abi>-amd64 of linux-headers-amd64.
@@ -41,6 +42,9 @@ demo:
 bench:
 	$(VM)/bench-run.sh
 
+ab:
+	$(VM)/ab-run.sh $(BASE)
+
 checkpatch:
 	$(HARNESS) checkpatch
 
@@ -53,4 +57,4 @@ clean:
 	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
 		$(MAKE) -C tools/testing/selftests/ublk clean; fi
 
-.PHONY: all module selftests setup check demo bench checkpatch sparse clean
+.PHONY: all module selftests setup check demo bench ab checkpatch sparse clean
