@@ -31,6 +31,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 KUBLK=$HERE/../selftests/ublk/kublk
 ROUNDS=${AB_ROUNDS:-4}
 RUNTIME=${AB_RUNTIME:-4}
+RAMP=1
 WORKLOADS=${AB_WORKLOADS:-1:randread 2:randread 2:randwrite 1:randread:1}
 read -r -a KARGS <<< "${AB_KUBLK_ARGS:-}"
 read -r -a KARGS_BASE <<< "${AB_KUBLK_ARGS_BASE:-}"
@@ -73,7 +74,7 @@ one_run() {
 	[ "$depth" -ge 16 ] && batch=(--iodepth_batch_submit=16 --iodepth_batch_complete_min=16)
 	t0=$(srv_ticks "$pid")
 	out=$(fio --name=ab --filename="/dev/ublkb$id" --ioengine=io_uring --direct=1 \
-		--thread --time_based --ramp_time=1 --runtime="$RUNTIME" --rw="$rw" \
+		--thread --time_based --ramp_time="$RAMP" --runtime="$RUNTIME" --rw="$rw" \
 		--bs=4k --iodepth="$depth" "${batch[@]}" --numjobs="$q" \
 		--cpus_allowed=0-$((q - 1)) --cpus_allowed_policy=split \
 		--norandommap --randrepeat=0 --group_reporting --output-format=json)
@@ -85,9 +86,9 @@ one_run() {
 import json, sys
 j = json.load(sys.stdin)["jobs"][0]
 iops = j["read"]["iops"] + j["write"]["iops"]
-rt, ramp, ticks, hz = float(sys.argv[1]), 1.0, float(sys.argv[2]), float(sys.argv[3])
+rt, ramp, ticks, hz = (float(a) for a in sys.argv[1:5])
 print("%d %.1f" % (iops, ticks / hz * 1e6 / (iops * (rt + ramp)) if iops else 0))
-' "$RUNTIME" "$((t1 - t0))" "$HZ"
+' "$RUNTIME" "$RAMP" "$((t1 - t0))" "$HZ"
 }
 
 echo "ab: base $AB_BASE_REV ${KARGS_BASE[*]} vs new (working tree) ${KARGS_NEW[*]}, $ROUNDS rounds of ${RUNTIME} s, workloads: $WORKLOADS"
