@@ -497,11 +497,18 @@ static void ublk_queue_reap(struct kublk_queue *q)
 	io_uring_cq_advance(&q->ring, nr);
 }
 
-/* kill-queue: this thread alone ends, like a crash of one queue */
-static void ublk_queue_check_killed(void)
+/*
+ * kill-queue: this thread alone ends, like a crash of one queue. It skips
+ * every clean-up, but tells the main thread, which joins it (the kernel
+ * clears the thread id pthread_join() waits on whatever way it exits).
+ */
+static void ublk_queue_check_killed(struct kublk_queue *q)
 {
-	if (kublk_queue_killed)
-		syscall(SYS_exit, 0);
+	if (!kublk_queue_killed)
+		return;
+	__atomic_store_n(&q->exiting, 1, __ATOMIC_RELEASE);
+	pthread_kill(q->dev->main_thread, SIGRTMIN);
+	syscall(SYS_exit, 0);
 }
 
 /* one submit-and-wait per round: new SQEs go with the wait for CQEs */
@@ -510,9 +517,9 @@ static int ublk_queue_serve(struct kublk_queue *q)
 	int ret;
 
 	while (q->nr_done < q->depth) {
-		ublk_queue_check_killed();
+		ublk_queue_check_killed(q);
 		ret = io_uring_submit_and_wait(&q->ring, 1);
-		ublk_queue_check_killed();
+		ublk_queue_check_killed(q);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY) {
 			kublk_err("queue %u: io_uring_enter: %s", q->q_id,
@@ -767,7 +774,6 @@ static unsigned int kublk_reap_queues(struct kublk_dev *dev)
 	for (i = 0; i < dev->info.nr_hw_queues; i++) {
 		q = &dev->queues[i];
 		if (!q->joined) {
-			/* a killed thread never sets ->exiting: poll it */
 			if (__atomic_load_n(&q->exiting, __ATOMIC_ACQUIRE))
 				q->joined = !pthread_join(q->thread, NULL);
 			else
@@ -815,17 +821,20 @@ static void kublk_handle_killq(struct kublk_dev *dev)
 	unlink(path);
 }
 
-/* the main thread's life once the device is LIVE */
+/*
+ * The main thread's life once the device is LIVE: asleep until a signal.
+ * Every queue thread, also a killed one, sends SIGRTMIN as it ends, so
+ * nothing here wakes up on a timer: an idle server costs no CPU.
+ */
 static void kublk_serve(struct kublk_dev *dev)
 {
-	const struct timespec tick = { 0, 100 * 1000000L };
 	sigset_t set;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGRTMIN);
 	while (kublk_reap_queues(dev) < dev->info.nr_hw_queues) {
-		if (sigtimedwait(&set, NULL, &tick) == SIGUSR1)
+		if (sigwaitinfo(&set, NULL) == SIGUSR1)
 			kublk_handle_killq(dev);
 	}
 	kublk_err("device %u: every queue has exited", dev->info.dev_id);
@@ -850,7 +859,7 @@ static void kublk_sigusr2(int sig)
 
 /*
  * SIGUSR1 (kill-queue) and SIGRTMIN (a queue thread exits) are taken by
- * the main thread with sigtimedwait(); SIGUSR2 only reaches queue threads.
+ * the main thread with sigwaitinfo(); SIGUSR2 only reaches queue threads.
  */
 static void kublk_server_signals(struct kublk_dev *dev)
 {
