@@ -148,15 +148,24 @@ _wait_until()
 	return 0
 }
 
-# gone, or a zombie (its files are released already)
-_pid_gone()
+# _pid_state PID: the state letter of /proc/PID/stat (R, S, D, T, Z...)
+_pid_state()
 {
 	local rest
 
-	kill -0 "$1" 2>/dev/null || return 0
-	read -r rest < "/proc/$1/stat" 2>/dev/null || return 0
+	read -r rest < "/proc/$1/stat" 2>/dev/null || return 1
 	rest=${rest##*) }
-	[ "${rest%% *}" = Z ]
+	echo "${rest%% *}"
+}
+
+# gone, or a zombie (its files are released already)
+_pid_gone()
+{
+	local st
+
+	kill -0 "$1" 2>/dev/null || return 0
+	st=$(_pid_state "$1") || return 0
+	[ "$st" = Z ]
 }
 
 _dev_gone()
@@ -273,11 +282,7 @@ _first_number()
 # is PID stopped (SIGSTOP)?
 _pid_stopped()
 {
-	local rest
-
-	read -r rest < "/proc/$1/stat" 2>/dev/null || return 1
-	rest=${rest##*) }
-	[ "${rest%% *}" = T ]
+	[ "$(_pid_state "$1")" = T ]
 }
 
 # _holds_file PID PATH: does process PID, or a descendant, have PATH open?
@@ -490,6 +495,87 @@ _start_recovery_settled()
 }
 
 # ---------------------------------------------------------------------------
+# idleness: who wakes up, what the kernel schedules
+
+# _ctxt_switches PID: context switches of all PID's threads so far
+_ctxt_switches()
+{
+	cat /proc/"$1"/task/*/status 2>/dev/null | awk '
+		/^(non)?voluntary_ctxt_switches:/ { n += $2 }
+		END { print n + 0 }'
+}
+
+# is PID asleep uninterruptibly (waiting for I/O)?
+_pid_waits_for_io()
+{
+	[ "$(_pid_state "$1")" = D ]
+}
+
+UBLK_TRACE=""			# tracefs while _trace_start is in force
+UBLK_TRACE_EVENTS=()
+UBLK_TRACE_WAS_ON=""
+
+# _trace_start GROUP/EVENT...: record these trace events from now on, in an
+# emptied buffer; skips the test without tracefs. _trace_stop (or the
+# cleanup) switches them off again.
+_trace_start()
+{
+	local t e
+
+	for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do
+		[ -e "$t/events/$1/enable" ] && UBLK_TRACE=$t && break
+	done
+	if [ -z "$UBLK_TRACE" ] && [ -d /sys/kernel/tracing ] &&
+	   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null &&
+	   [ -e "/sys/kernel/tracing/events/$1/enable" ]; then
+		UBLK_TRACE=/sys/kernel/tracing
+	fi
+	[ -n "$UBLK_TRACE" ] || _skip "no tracefs with event $1 (CONFIG_FTRACE)"
+
+	UBLK_TRACE_WAS_ON=$(cat "$UBLK_TRACE/tracing_on")
+	echo 0 > "$UBLK_TRACE/tracing_on"
+	: > "$UBLK_TRACE/trace"
+	for e in "$@"; do
+		echo 1 > "$UBLK_TRACE/events/$e/enable" ||
+			_fail "cannot enable trace event $e"
+		UBLK_TRACE_EVENTS+=("$e")
+	done
+	echo 1 > "$UBLK_TRACE/tracing_on"
+}
+
+_trace_stop()
+{
+	local e
+
+	[ -n "$UBLK_TRACE" ] || return 0
+	echo 0 > "$UBLK_TRACE/tracing_on"
+	for e in "${UBLK_TRACE_EVENTS[@]}"; do
+		echo 0 > "$UBLK_TRACE/events/$e/enable"
+	done
+	UBLK_TRACE_EVENTS=()
+}
+
+# _trace_lines: the recorded events; fails if the buffer lost some
+_trace_lines()
+{
+	if grep -q '^overrun: [1-9]' "$UBLK_TRACE"/per_cpu/cpu*/stats; then
+		echo "FAIL: the trace buffer overran" >&2
+		return 1
+	fi
+	grep -v '^#' "$UBLK_TRACE/trace"
+}
+
+# _trace_end: stop and give the buffer back as it was
+_trace_end()
+{
+	[ -n "$UBLK_TRACE" ] || return 0
+	_trace_stop
+	: > "$UBLK_TRACE/trace"
+	echo "${UBLK_TRACE_WAS_ON:-1}" > "$UBLK_TRACE/tracing_on"
+	UBLK_TRACE=""
+}
+
+# ---------------------------------------------------------------------------
 
 # _stats LABEL N...: print min/median/max of the numbers
 _stats()
@@ -513,11 +599,13 @@ _cleanup_test()
 	trap - EXIT
 	[ "$UBLK_FAILED" = 1 ] && status=1
 
+	_trace_end
 	for pid in "${UBLK_BG_PIDS[@]}"; do
 		kill -0 "$pid" 2>/dev/null && _kill_tree "$pid"
 	done
+	# a job blocked on a QUIESCED device ends only once it is deleted
 	for pid in "${UBLK_BG_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
+		_wait_until 5000 _pid_gone "$pid" && wait "$pid" 2>/dev/null
 	done
 
 	# unmount whatever the test mounted, deepest first
@@ -532,6 +620,9 @@ _cleanup_test()
 		timeout 60 "$KUBLK" del --all >/dev/null 2>&1 ||
 			echo "cleanup: kublk del --all failed" >&2
 	fi
+	for pid in "${UBLK_BG_PIDS[@]}"; do
+		_wait_until 10000 _pid_gone "$pid" && wait "$pid" 2>/dev/null
+	done
 
 	if [ -n "$UBLK_DATA" ]; then
 		[ -e "$UBLK_DATA/.brd" ] && rmmod brd 2>/dev/null
