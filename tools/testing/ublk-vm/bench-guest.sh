@@ -19,7 +19,8 @@
 #   BENCH_TIMELINE=S    timeline run: kill S/2 s after the first I/O, stop
 #                       S/2 s after LIVE (default 6)
 #   BENCH_ONLY=REGEX    only workloads whose name matches (grep -E)
-#   BENCH_PARTS=LIST    any of fio,recovery,timeline (default all three)
+#   BENCH_PARTS=LIST    any of fio,recovery,timeline,idle (default all four)
+#   BENCH_IDLE=S        seconds of each idle window (default 5)
 #   BENCH_LOOP_SIZE=SZ  tmpfs backing file of both loop contenders (1G)
 #   BENCH_RECOVERY_TARGET=null|loop   target of the recovery cycles (null)
 #   BENCH_STANDBY=0|1   also BENCH_CYCLES busy cycles with a standby server
@@ -48,7 +49,7 @@ mkdir -p "$RES" "$WORK" || exit 1
 
 if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 	: "${BENCH_RUNTIME:=2}" "${BENCH_RAMP:=0}" "${BENCH_ROUNDS:=1}"
-	: "${BENCH_CYCLES:=5}" "${BENCH_TIMELINE:=4}"
+	: "${BENCH_CYCLES:=5}" "${BENCH_TIMELINE:=4}" "${BENCH_IDLE:=3}"
 fi
 RUNTIME=${BENCH_RUNTIME:-2.5}
 RAMP=${BENCH_RAMP:-0.5}
@@ -56,7 +57,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CYCLES=${BENCH_CYCLES:-20}
 TIMELINE=${BENCH_TIMELINE:-6}
 ONLY=${BENCH_ONLY:-}
-PARTS=${BENCH_PARTS:-fio,recovery,timeline}
+PARTS=${BENCH_PARTS:-fio,recovery,timeline,idle}
+IDLE=${BENCH_IDLE:-5}
 LOOP_SIZE=${BENCH_LOOP_SIZE:-1G}
 REC_TARGET=${BENCH_RECOVERY_TARGET:-null}
 STANDBY=${BENCH_STANDBY:-1}
@@ -174,6 +176,8 @@ setup_devices() {
 
 cleanup() {
 	local p key d
+
+	trace_set 0 2>/dev/null
 
 	for p in "${BG_PIDS[@]}"; do
 		kill -9 "$p" 2>/dev/null
@@ -496,6 +500,127 @@ run_timeline_part() {
 	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
 }
 
+# ---------------------------------------------------------------- idle
+
+TRACE=/sys/kernel/tracing
+TRACE_EVENTS=(workqueue/workqueue_queue_work timer/timer_start timer/hrtimer_start)
+
+# trace_set 0|1: the trace events of the idle windows off or on (emptied)
+trace_set() {
+	local e
+
+	[ -e "$TRACE/events/${TRACE_EVENTS[0]}/enable" ] || return 1
+	echo 0 > "$TRACE/tracing_on"
+	[ "$1" = 1 ] && : > "$TRACE/trace"
+	for e in "${TRACE_EVENTS[@]}"; do
+		echo "$1" > "$TRACE/events/$e/enable"
+	done
+	echo "$1" > "$TRACE/tracing_on"
+}
+
+# the whole guest: "busy_ticks context_switches interrupts" (/proc/stat)
+guest_counters() {
+	awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 } /^ctxt/ { c = $2 }
+	     /^intr/ { i = $2 } END { print b, c, i }' /proc/stat
+}
+
+# server_switches PID...: context switches of all their threads, or nan
+server_switches() {
+	[ $# -eq 0 ] && { echo nan; return; }
+	local p
+
+	for p in "$@"; do
+		cat /proc/"$p"/task/*/status 2>/dev/null
+	done | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
+
+# idle_window STATE [SERVER_PID...]: IDLE seconds in which nothing is
+# asked of the devices. Appends "state seconds busy_ms context_switches
+# interrupts trace_events ublk_events server_switches" to idle.tsv; the
+# ublk events themselves go to idle/STATE-ublk.txt.
+idle_window() {
+	local state=$1 dir=$RES/idle b0 c0 i0 b1 c1 i1 s0 s1 t0 t1 ms cpu ev=nan uev=nan
+
+	shift
+	trace_set 1 || say "idle: no tracefs events, no event counts"
+	s0=$(server_switches "$@")
+	read -r b0 c0 i0 < <(guest_counters)
+	t0=$EPOCHREALTIME
+	sleep "$IDLE"	# the measured window: absence is the point
+	read -r b1 c1 i1 < <(guest_counters)
+	t1=$EPOCHREALTIME
+	s1=$(server_switches "$@")
+	if trace_set 0; then
+		grep -v '^#' "$TRACE/trace" > "$WORK/idle-trace.txt"
+		ev=$(grep -c . "$WORK/idle-trace.txt")
+		grep -i ublk "$WORK/idle-trace.txt" > "$dir/$state-ublk.txt"
+		uev=$(grep -c . "$dir/$state-ublk.txt")
+		[ "$uev" -gt 0 ] || rm -f "$dir/$state-ublk.txt"
+	fi
+	[ "$s0" = nan ] || s1=$((s1 - s0))
+	ms=$(ms_between "$t0" "$t1")
+	cpu=$(((b1 - b0) * 1000 / $(getconf CLK_TCK)))
+	echo "$state $ms $cpu $((c1 - c0)) $((i1 - i0)) $ev $uev $s1" >> "$dir/idle.tsv"
+	say "idle: $state: $cpu ms CPU, $((c1 - c0)) context switches, $((i1 - i0)) interrupts, $ev timer/work events ($uev from ublk), server switches $s1 in $ms ms"
+}
+
+run_idle_part() {
+	local dir=$RES/idle keys=(idle-null:2 idle-loop:1) key pids=() readers=() p i ok=1
+
+	mkdir -p "$dir"
+	: > "$dir/idle.tsv"
+	say "idle: ${IDLE} s windows: no ublk device; ublk null (2 queues) and ublk loop LIVE with no I/O; both QUIESCED (servers killed) with a read waiting on each"
+	idle_window none
+	ublk_add idle-null:2 -t null -q 2 -r || return 1
+	ublk_add idle-loop:1 -t loop -q 1 -f "$LOOP_FILE" -r || return 1
+	for key in "${keys[@]}"; do
+		pids+=("$(server_pid "${UBLK_ID[$key]}")")
+	done
+	idle_window live "${pids[@]}"
+
+	for p in "${pids[@]}"; do
+		kill -9 "$p"
+	done
+	for key in "${keys[@]}"; do
+		"$KUBLK" wait-state -n "${UBLK_ID[$key]}" QUIESCED -t 30000 > /dev/null ||
+			{ warn "idle: device ${UBLK_ID[$key]} not QUIESCED"; return 1; }
+		dd if="/dev/${DEV[$key]}" of=/dev/null bs=4k count=1 iflag=direct status=none &
+		readers+=($!)
+		BG_PIDS+=($!)
+	done
+	for p in "${readers[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			[ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = D ] && break
+			sleep 0.05
+		done
+	done
+	idle_window quiesced
+
+	for key in "${keys[@]}"; do
+		"$KUBLK" recover -n "${UBLK_ID[$key]}" > /dev/null 2> "$WORK/rec.err" ||
+			{ warn "idle: kublk recover failed: $(tr '\n' ' ' < "$WORK/rec.err")"; ok=0; }
+	done
+	for p in "${readers[@]}"; do
+		for ((i = 0; i < 300; i++)); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			warn "idle: a read still waits 30 s after recovery"
+			ok=0
+		elif ! wait "$p"; then
+			warn "idle: a read waiting on a QUIESCED device failed"
+			ok=0
+		fi
+	done
+	[ "$ok" = 1 ] && say "idle: the waiting reads completed after recovery"
+	for key in "${keys[@]}"; do
+		timeout 30 "$KUBLK" del -n "${UBLK_ID[$key]}" > /dev/null 2>&1 ||
+			warn "kublk del -n ${UBLK_ID[$key]} failed"
+		unset "UBLK_ID[$key]" "DEV[$key]"
+	done
+}
+
 # ---------------------------------------------------------------- main
 
 # pingpong WHEN: the cost of a wake-up across vCPUs and on one vCPU (pipe
@@ -524,6 +649,7 @@ pingpong() {
 	echo "rounds=$ROUNDS"
 	echo "cycles=$CYCLES"
 	echo "timeline=$TIMELINE"
+	echo "idle=$IDLE"
 	echo "only=$ONLY"
 	echo "parts=$PARTS"
 	echo "loop_size=$LOOP_SIZE"
@@ -545,13 +671,14 @@ setup_devices
 mkdir -p "$RES/fio"
 
 part fio && [ ${#WORKLOADS[@]} -gt 0 ] && run_fio_part
-if part recovery || part timeline; then
+if part recovery || part timeline || part idle; then
 	# the benchmark devices are not needed any more: less to schedule
 	cleanup
 	make_loop_file || warn "cannot create $LOOP_FILE"
 fi
 part recovery && run_recovery_part
 part timeline && run_timeline_part
+part idle && run_idle_part
 
 pingpong end
 echo "elapsed=$(elapsed)" >> "$RES/bench.env"

@@ -255,6 +255,11 @@ def gnuplot(script, png, **params):
     return None
 
 
+def count(v):
+    """a count read as a float, or – where it was not measured (nan)"""
+    return "–" if math.isnan(v) else f"{v:.0f}"
+
+
 def met(ok):
     return "✅ met" if ok else "❌ not met"
 
@@ -490,6 +495,60 @@ class Report:
                          fmt_mmm(st, "{:.0f}", " ms"), "", v))
         return rows
 
+    # -------------------------------------------------- idle
+    def load_idle(self):
+        self.idle_rows = {}	# state -> measures of its window
+        keys = ("ms", "busy_ms", "ctxt", "intr", "events", "ublk_events", "server_switches")
+        try:
+            with open(os.path.join(self.res, "idle", "idle.tsv")) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) == len(keys) + 1:
+                        self.idle_rows[p[0]] = dict(zip(keys, map(float, p[1:])))
+        except (OSError, ValueError):
+            pass
+
+    IDLE_STATES = (("none", "no ublk device"),
+                   ("live", "ublk null (2 queues) and ublk loop, LIVE, no I/O"),
+                   ("quiesced", "the same, servers killed: QUIESCED, a read waiting on each"))
+
+    def idle_section(self):
+        w = self.w
+        if not self.idle_rows:
+            return
+        w("", "## Idle devices", "",
+          f"Windows of {self.env.get('idle', '?')} s in which nothing is asked of the devices. "
+          "CPU: busy time of all vCPUs (/proc/stat), per second; events: the workqueue, timer "
+          "and hrtimer trace events of the whole guest; *ublk*: those from ublk_drv's functions "
+          "or a kublk thread; server switches: context switches of the kublk servers' threads. "
+          "A monitor work or a polling loop in the driver or the server shows in the last two.",
+          "", "| state | CPU ms/s | context switches/s | interrupts/s | events | ublk events | server switches |",
+          "|---|---|---|---|---|---|---|")
+        for st, name in self.IDLE_STATES:
+            r = self.idle_rows.get(st)
+            if not r:
+                continue
+            sec = r["ms"] / 1e3 or NAN
+            w(f"| {name} | {r['busy_ms'] / sec:.1f} | {r['ctxt'] / sec:.0f} | {r['intr'] / sec:.0f} "
+              f"| {count(r['events'])} | {count(r['ublk_events'])} | {count(r['server_switches'])} |")
+        w("", "The trace lines of any ublk event are in `idle/STATE-ublk.txt`.")
+
+    def idle_target_rows(self):
+        rows = [self.idle_rows.get(s) for s in ("live", "quiesced")]
+        if not all(rows):
+            return []
+        live, qui = rows
+        none = self.idle_rows.get("none")
+        ev = live["ublk_events"] + qui["ublk_events"]
+        sw = live["server_switches"]
+        cpu = ", ".join(f"{k} {r['busy_ms'] * 1e3 / r['ms']:.1f}" for k, r in
+                        (("none", none), ("LIVE", live), ("QUIESCED", qui)) if r)
+        verdict = "– (no trace events)" if math.isnan(ev) else met(ev == 0 and sw == 0)
+        return [("No CPU for idle devices (LIVE; QUIESCED with I/O waiting)",
+                 "no ublk work, timer or thread event; no server wake-up",
+                 f"{count(ev)} ublk events, {count(sw)} server wake-ups; CPU ms/s: {cpu}",
+                 "a monitor work every 5 s per device", verdict)]
+
     # -------------------------------------------------- timeline
     def timeline(self):
         d = os.path.join(self.res, "timeline")
@@ -589,6 +648,7 @@ class Report:
         env = self.env
         self.load_fio()
         self.load_recovery()
+        self.load_idle()
         w = self.w
         quick = env.get("quick") not in ("", "0", None)
         w("# ublk benchmark", "",
@@ -631,7 +691,7 @@ class Report:
         w("", "## Targets (information, not pass/fail)", "",
           "| measure | target | measured: median (min–max) | upstream 6.1 reference | |",
           "|---|---|---|---|---|")
-        for r in self.ratio_target_rows() + self.recovery_target_rows():
+        for r in self.target_rows():
             w("| " + " | ".join(r) + " |")
         if ratios_png:
             w("", f"![throughput ratios]({ratios_png})")
@@ -656,6 +716,7 @@ class Report:
 
         self.fio_section()
         self.recovery_section()
+        self.idle_section()
 
         w("", "## Timeline of a crash", "")
         if tl_png:
@@ -688,10 +749,15 @@ class Report:
           "cycle; `standby.tsv`, `standby-stall.tsv`: the same for `recover --standby`; "
           "`busy-lat.log.gz`: fio's per-I/O log (epoch ms, latency ns, ...); `busy-fio.json`",
           "- `timeline/`: fio's per-I/O log and JSON, the events; `plots/*.dat`: plotted data",
+          "- `idle/idle.tsv`: state, window ms, busy CPU ms, context switches, interrupts, "
+          "trace events, ublk events, server context switches",
           "- `bench.env`: knobs and versions; `output.log`: the run's log")
         with open(os.path.join(self.res, "report.md"), "w") as f:
             f.write("\n".join(self.md) + "\n")
         self.print_summary()
+
+    def target_rows(self):
+        return self.ratio_target_rows() + self.recovery_target_rows() + self.idle_target_rows()
 
     def print_summary(self):
         def med(wl, c):
@@ -735,7 +801,12 @@ class Report:
                 print(f"bench: standby   busy, recover --standby: kill->QUIESCED {f(sb['kq'])} ms, "
                       f"START->LIVE {f(sb['sl'])} ms, I/O stall "
                       f"{f(mmm([s['stall'] for s in self.standby_stall]))} ms")
-        tm = self.ratio_target_rows() + self.recovery_target_rows()
+        if self.idle_rows:
+            print("bench: idle      " + "; ".join(
+                f"{st}: {r['busy_ms'] * 1e3 / r['ms']:.1f} ms/s CPU, {r['ctxt'] * 1e3 / r['ms']:.0f} "
+                f"switches/s, {count(r['ublk_events'])} ublk events"
+                for st, r in self.idle_rows.items() if r["ms"]))
+        tm = self.target_rows()
         if tm:
             n = sum(1 for r in tm if r[4].startswith("✅"))
             print(f"bench: targets   {n} of {len(tm)} met (report.md has them all)")
