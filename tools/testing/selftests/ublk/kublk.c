@@ -765,7 +765,10 @@ static int kublk_start_queues(struct kublk_dev *dev)
 	return ret;
 }
 
-/* join the queue threads that are gone; returns how many are gone */
+/*
+ * Join the queue threads that have marked themselves exiting (every way
+ * out of a queue thread does); returns how many are gone.
+ */
 static unsigned int kublk_reap_queues(struct kublk_dev *dev)
 {
 	unsigned int i, gone = 0;
@@ -773,13 +776,8 @@ static unsigned int kublk_reap_queues(struct kublk_dev *dev)
 
 	for (i = 0; i < dev->info.nr_hw_queues; i++) {
 		q = &dev->queues[i];
-		if (!q->joined) {
-			if (__atomic_load_n(&q->exiting, __ATOMIC_ACQUIRE))
-				q->joined = !pthread_join(q->thread, NULL);
-			else
-				q->joined = !pthread_tryjoin_np(q->thread,
-								NULL);
-		}
+		if (!q->joined && __atomic_load_n(&q->exiting, __ATOMIC_ACQUIRE))
+			q->joined = !pthread_join(q->thread, NULL);
 		gone += q->joined;
 	}
 	return gone;
