@@ -503,8 +503,11 @@ class Report:
             with open(os.path.join(self.res, "idle", "idle.tsv")) as f:
                 for line in f:
                     p = line.split()
-                    if len(p) == len(keys) + 1:
-                        self.idle_rows[p[0]] = dict(zip(keys, map(float, p[1:])))
+                    if len(p) == len(keys) + 1 and float(p[1]) > 0:
+                        r = dict(zip(keys, map(float, p[1:])))
+                        for k in ("busy_ms", "ctxt", "intr"):	# per second
+                            r[k + "_s"] = r[k] * 1e3 / r["ms"]
+                        self.idle_rows[p[0]] = r
         except (OSError, ValueError):
             pass
 
@@ -528,8 +531,7 @@ class Report:
             r = self.idle_rows.get(st)
             if not r:
                 continue
-            sec = r["ms"] / 1e3 or NAN
-            w(f"| {name} | {r['busy_ms'] / sec:.1f} | {r['ctxt'] / sec:.0f} | {r['intr'] / sec:.0f} "
+            w(f"| {name} | {r['busy_ms_s']:.1f} | {r['ctxt_s']:.0f} | {r['intr_s']:.0f} "
               f"| {count(r['events'])} | {count(r['ublk_events'])} | {count(r['server_switches'])} |")
         w("", "The trace lines of any ublk event are in `idle/STATE-ublk.txt`.")
 
@@ -541,7 +543,7 @@ class Report:
         none = self.idle_rows.get("none")
         ev = live["ublk_events"] + qui["ublk_events"]
         sw = live["server_switches"]
-        cpu = ", ".join(f"{k} {r['busy_ms'] * 1e3 / r['ms']:.1f}" for k, r in
+        cpu = ", ".join(f"{k} {r['busy_ms_s']:.1f}" for k, r in
                         (("none", none), ("LIVE", live), ("QUIESCED", qui)) if r)
         verdict = "– (no trace events)" if math.isnan(ev) else met(ev == 0 and sw == 0)
         return [("No CPU for idle devices (LIVE; QUIESCED with I/O waiting)",
@@ -803,9 +805,9 @@ class Report:
                       f"{f(mmm([s['stall'] for s in self.standby_stall]))} ms")
         if self.idle_rows:
             print("bench: idle      " + "; ".join(
-                f"{st}: {r['busy_ms'] * 1e3 / r['ms']:.1f} ms/s CPU, {r['ctxt'] * 1e3 / r['ms']:.0f} "
+                f"{st}: {r['busy_ms_s']:.1f} ms/s CPU, {r['ctxt_s']:.0f} "
                 f"switches/s, {count(r['ublk_events'])} ublk events"
-                for st, r in self.idle_rows.items() if r["ms"]))
+                for st, r in self.idle_rows.items()))
         tm = self.target_rows()
         if tm:
             n = sum(1 for r in tm if r[4].startswith("✅"))
