@@ -687,6 +687,12 @@ class Report:
                  if erms else "lacks ERMS, so the kernel copies user data with `rep movsq`. ")
               + "ublk copies each request's data once (ublk loop twice: page cache to server "
               "buffer, buffer to request), kernel loop once, null_blk never; see BENCH.md.")
+        clk = env.get("clock_read")
+        if clk:
+            w("", f"Clock: a `clock_gettime()` takes {clk} µs on the guest's "
+              f"`{env.get('clocksource', '?')}` clocksource. fio reads the clock several times "
+              "per I/O and the block layer twice (I/O statistics); on the `hpet` clocksource "
+              "each read is an emulated device access of microseconds; see BENCH.md.")
         ratios_png = self.ratio_plot() if self.wls else None
         tl_png, tl = self.timeline()
 
