@@ -15,11 +15,14 @@
 #   AB_ROUNDS (4), AB_RUNTIME (4 s), AB_WORKLOADS, AB_KUBLK_ARGS,
 #   AB_KUBLK_ARGS_BASE, AB_KUBLK_ARGS_NEW (one side's kublk only).
 # The same kublk (the working tree's) serves both drivers.
+# The VM is the benchmark's (bench-vm.sh: no ERMS, TSC clocksource).
 
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/../../.." && pwd -P)
+# shellcheck source=bench-vm.sh
+. "$HERE/bench-vm.sh"
 
 base=HEAD
 args=()

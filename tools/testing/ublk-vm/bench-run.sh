@@ -4,6 +4,7 @@
 # Host side of the benchmark: boot the VM (run.sh guest) on bench-guest.sh
 # with every BENCH_* variable of the environment passed on as a KEY=VALUE
 # argument (the guest does not inherit the host's environment).
+# The VM is set up by bench-vm.sh (no ERMS, TSC clocksource).
 #
 #   BENCH_QUICK=1 tools/testing/ublk-vm/bench-run.sh
 #   tools/testing/ublk-vm/bench-run.sh BENCH_RUNTIME=10 BENCH_ROUNDS=3
@@ -11,10 +12,12 @@
 # See BENCH.md for the knobs and the output.
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=bench-vm.sh
+. "$HERE/bench-vm.sh"
 args=()
 while read -r v; do
 	args+=("$v=${!v}")
 done < <(compgen -e | grep '^BENCH_')
 # the guest cannot see which CPU model QEMU was given: tell it (run.sh)
-args+=("BENCH_VM_CPU=${UBLK_VM_CPU:-max}")
+args+=("BENCH_VM_CPU=$UBLK_VM_CPU")
 exec "$HERE/run.sh" guest "$HERE/bench-guest.sh" "${args[@]}" "$@"
