@@ -21,9 +21,9 @@
  * of the round trips: what a wake-up across (or on one) vCPU costs, which
  * is what ublk's server and loop's worker pay per I/O and null_blk not.
  *
- * --copy: µs of a 4 KiB copy with rep movsb and with rep movsq.
- * --clock: µs of a clock_gettime(CLOCK_MONOTONIC); fio reads the clock
- * several times per I/O and the block layer twice.
+ * --copy: microseconds of a 4 KiB copy with rep movsb and with rep movsq.
+ * --clock: microseconds of a clock_gettime(CLOCK_MONOTONIC); fio reads
+ * the clock several times per I/O and the block layer twice.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -636,13 +636,14 @@ pingpong() {
 	say "wake-up round trip ($1): across vCPUs ${x#* } us, on one vCPU ${y#* } us (mean, max)"
 }
 
+clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)
 {
 	echo "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "kernel=$(uname -r)"
 	echo "cpus=$(nproc)"
 	grep -qw erms /proc/cpuinfo && echo "erms=1" || echo "erms=0"
 	echo "vm_cpu=${BENCH_VM_CPU:-?}"
-	echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	echo "clocksource=$clocksource"
 	echo "mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "fio=$(fio --version)"
 	echo "runtime=$RUNTIME"
@@ -670,7 +671,7 @@ echo "copy_4k=$copy_4k" >> "$RES/bench.env"
 say "4 KiB copy: ${copy_4k% *} us with rep movsb, ${copy_4k#* } us with rep movsq (the kernel copies with the first if the CPU has ERMS)"
 clock_read=$("$CPUSTAT" --clock)
 echo "clock_read=$clock_read" >> "$RES/bench.env"
-say "clock read: $clock_read us ($(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) clocksource)"
+say "clock read: $clock_read us ($clocksource clocksource)"
 setup_devices
 mkdir -p "$RES/fio"
 
