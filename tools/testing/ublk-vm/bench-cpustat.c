@@ -4,7 +4,7 @@
  * into /tmp/bench, never into the repo).
  *
  *   bench-cpustat PERIOD_US OUTFILE [PID...]
- *   bench-cpustat --pingpong CPU_A CPU_B [SECONDS]
+ *   bench-cpustat --pingpong[-threads] CPU_A CPU_B [SECONDS]
  *   bench-cpustat --copy
  *   bench-cpustat --clock
  *
@@ -20,6 +20,9 @@
  * forth over pipes for SECONDS (default 1); prints "ROUNDS MEAN_US MAX_US"
  * of the round trips: what a wake-up across (or on one) vCPU costs, which
  * is what ublk's server and loop's worker pay per I/O and null_blk not.
+ * --pingpong-threads: the same between two threads of one process, which
+ * share an address space: on one vCPU the difference is the cost of a
+ * switch between processes (TCG drops its software TLB at each).
  *
  * --copy: microseconds of a 4 KiB copy with rep movsb and with rep movsq.
  * --clock: microseconds of a clock_gettime(CLOCK_MONOTONIC); fio reads
@@ -27,9 +30,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,25 +107,47 @@ static void pin(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
-static int pingpong(int cpu_a, int cpu_b, double secs)
+struct echo {
+	int in, out, cpu;
+};
+
+/* the far end of the ping-pong: send back every byte until a 0 */
+static void *echo(void *arg)
+{
+	struct echo *e = arg;
+	char c;
+
+	pin(e->cpu);
+	while (read(e->in, &c, 1) == 1 && c)
+		if (write(e->out, &c, 1) != 1)
+			break;
+	return NULL;
+}
+
+static int pingpong(int cpu_a, int cpu_b, double secs, bool thread)
 {
 	double t0, t, rt, sum = 0, max = 0;
 	int ab[2], ba[2];
+	struct echo e;
+	pthread_t tid;
+	pid_t child = 0;
 	long n = 0;
-	pid_t child;
 	char c = 0;
 
 	if (pipe(ab) || pipe(ba))
 		return 1;
-	child = fork();
-	if (child < 0)
-		return 1;
-	if (!child) {
-		pin(cpu_b);
-		while (read(ab[0], &c, 1) == 1 && c)
-			if (write(ba[1], &c, 1) != 1)
-				break;
-		_exit(0);
+	e = (struct echo){ .in = ab[0], .out = ba[1], .cpu = cpu_b };
+	if (thread) {
+		if (pthread_create(&tid, NULL, echo, &e))
+			return 1;
+	} else {
+		child = fork();
+		if (child < 0)
+			return 1;
+		if (!child) {
+			echo(&e);
+			_exit(0);
+		}
 	}
 	pin(cpu_a);
 	c = 1;
@@ -130,16 +157,22 @@ static int pingpong(int cpu_a, int cpu_b, double secs)
 		if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1)
 			break;
 		rt = now_us() - t;
-		if (n++ > 0) {		/* the first one includes the child's start */
+		if (n++ > 0) {		/* the first one includes the peer's start */
 			sum += rt;
 			if (rt > max)
 				max = rt;
 		}
 	} while (t - t0 < secs * 1e6);
 	c = 0;
-	if (write(ab[1], &c, 1) != 1)
-		kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
+	if (thread) {
+		if (write(ab[1], &c, 1) != 1)
+			close(ab[1]);
+		pthread_join(tid, NULL);
+	} else {
+		if (write(ab[1], &c, 1) != 1)
+			kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
 	printf("%ld %.1f %.1f\n", n - 1, n > 1 ? sum / (n - 1) : 0, max);
 	return 0;
 }
@@ -195,11 +228,14 @@ int main(int argc, char **argv)
 		printf("%.3f\n", clock_us());
 		return 0;
 	}
-	if (argc >= 4 && !strcmp(argv[1], "--pingpong"))
-		return pingpong(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atof(argv[4]) : 1);
+	if (argc >= 4 && (!strcmp(argv[1], "--pingpong") ||
+			  !strcmp(argv[1], "--pingpong-threads")))
+		return pingpong(atoi(argv[2]), atoi(argv[3]),
+				argc > 4 ? atof(argv[4]) : 1,
+				!strcmp(argv[1], "--pingpong-threads"));
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s PERIOD_US OUTFILE [PID...]\n"
-			"       %s --pingpong CPU_A CPU_B [SECONDS]\n"
+			"       %s --pingpong[-threads] CPU_A CPU_B [SECONDS]\n"
 			"       %s --copy\n"
 			"       %s --clock\n", argv[0], argv[0], argv[0], argv[0]);
 		return 2;

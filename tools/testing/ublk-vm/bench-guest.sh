@@ -625,15 +625,18 @@ run_idle_part() {
 
 # pingpong WHEN: the cost of a wake-up across vCPUs and on one vCPU (pipe
 # round trips, 1 s each), to bench.env: it varies from boot to boot with
-# the host's load, and ublk and loop pay it per I/O where null_blk does not
+# the host's load, and ublk and loop pay it per I/O where null_blk does
+# not. On one vCPU also between two threads: what a switch between
+# processes (fio and a ublk server) costs more than one within a process.
 pingpong() {
-	local x y
+	local x y z
 
 	x=$("$CPUSTAT" --pingpong 0 1 1 2>/dev/null)
 	y=$("$CPUSTAT" --pingpong 0 0 1 2>/dev/null)
-	echo "pingpong_cross_$1=$x" >> "$RES/bench.env"
-	echo "pingpong_same_$1=$y" >> "$RES/bench.env"
-	say "wake-up round trip ($1): across vCPUs ${x#* } us, on one vCPU ${y#* } us (mean, max)"
+	z=$("$CPUSTAT" --pingpong-threads 0 0 1 2>/dev/null)
+	printf '%s\n' "pingpong_cross_$1=$x" "pingpong_same_$1=$y" \
+		"pingpong_threads_$1=$z" >> "$RES/bench.env"
+	say "wake-up round trip ($1): across vCPUs ${x#* } us, on one vCPU ${y#* } us, between threads on one vCPU ${z#* } us (mean, max)"
 }
 
 clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)

@@ -671,13 +671,20 @@ class Report:
         for when in ("start", "end"):
             x = env.get(f"pingpong_cross_{when}", "").split()
             y = env.get(f"pingpong_same_{when}", "").split()
+            z = env.get(f"pingpong_threads_{when}", "").split()
             if len(x) == 3 and len(y) == 3:
-                pp.append(f"{x[1]} µs across vCPUs vs {y[1]} µs on one vCPU at the {when}")
+                pp.append(f"{x[1]} µs across vCPUs vs {y[1]} µs on one vCPU"
+                          + (f" ({z[1]} µs between two threads there)" if len(z) == 3 else "")
+                          + f" at the {when}")
         if pp:
             w("", "Wake-up round trip between two processes (pipe ping-pong, mean): " + "; ".join(pp)
               + ". ublk's server thread and loop's worker pay such wake-ups per I/O, null_blk "
               "(completion in softirq) does not: when the first figure is high (a loaded host "
-              "deschedules idle vCPUs), ublk and loop slow down much more than null_blk.")
+              "deschedules idle vCPUs), ublk and loop slow down much more than null_blk."
+              + (" Two threads of one process share an address space; between processes TCG "
+                 "also drops its software TLB at each switch, which ublk pays where fio and a "
+                 "queue thread share a vCPU (2 queues); see BENCH.md."
+                 if env.get("pingpong_threads_start") else ""))
         cp = env.get("copy_4k", "").split()
         if len(cp) == 2:
             erms = env.get("erms") == "1"
