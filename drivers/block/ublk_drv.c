@@ -87,6 +87,7 @@
 			 BIT(UBLK_CMD_GET_PARAMS) | \
 			 BIT(UBLK_CMD_START_USER_RECOVERY) | \
 			 BIT(UBLK_CMD_END_USER_RECOVERY) | \
+			 BIT(UBLK_CMD_GET_DEV_INFO2) | \
 			 BIT(UBLK_CMD_GET_FEATURES))
 
 #define UBLK_PARAM_TYPE_ALL	(UBLK_PARAM_TYPE_BASIC | UBLK_PARAM_TYPE_DISCARD)
@@ -1140,6 +1141,8 @@ static int ublk_validate_dev_info(struct ublksrv_ctrl_dev_info *info)
 		return -EINVAL;
 
 	info->flags &= ~UBLK_F_SUPPORT_ZERO_COPY;
+	/* as later kernels: tells newer servers to send ioctl-encoded ops */
+	info->flags |= UBLK_F_CMD_IOCTL_ENCODE;
 	info->nr_hw_queues = min_t(unsigned int, info->nr_hw_queues,
 				   nr_cpu_ids);
 	info->max_io_buf_bytes = round_down(min_t(u32, info->max_io_buf_bytes,
@@ -1485,15 +1488,17 @@ static int ublk_ctrl_get_dev_info(struct ublk_device *ub,
 	return 0;
 }
 
+/* The CPUs mapped to the queue in data[0] (6.1: queue_id is not read). */
 static int ublk_ctrl_get_queue_affinity(struct ublk_device *ub,
 					const struct ublksrv_ctrl_cmd *header)
 {
 	const unsigned int *map = ub->tag_set.map[HCTX_TYPE_DEFAULT].mq_map;
+	u64 q_id = header->data[0];
 	cpumask_var_t mask;
 	unsigned int len;
 	int cpu, ret = 0;
 
-	if (header->queue_id >= ub->dev_info.nr_hw_queues)
+	if (q_id >= ub->dev_info.nr_hw_queues)
 		return -EINVAL;
 	if (header->len * BITS_PER_BYTE < nr_cpu_ids ||
 	    header->len & (sizeof(unsigned long) - 1))
@@ -1502,7 +1507,7 @@ static int ublk_ctrl_get_queue_affinity(struct ublk_device *ub,
 		return -ENOMEM;
 
 	for_each_possible_cpu(cpu)
-		if (map[cpu] == header->queue_id)
+		if (map[cpu] == q_id)
 			cpumask_set_cpu(cpu, mask);
 
 	len = min_t(unsigned int, header->len, cpumask_size());
@@ -1687,6 +1692,7 @@ static int ublk_ctrl_uring_cmd(struct io_uring_cmd *cmd,
 		ret = ublk_ctrl_get_queue_affinity(ub, &header);
 		break;
 	case UBLK_CMD_GET_DEV_INFO:
+	case UBLK_CMD_GET_DEV_INFO2:	/* every device here is privileged */
 		ret = ublk_ctrl_get_dev_info(ub, &header);
 		break;
 	case UBLK_CMD_DEL_DEV:

@@ -33,6 +33,8 @@
 #define	UBLK_CMD_GET_PARAMS	0x09
 #define	UBLK_CMD_START_USER_RECOVERY	0x10
 #define	UBLK_CMD_END_USER_RECOVERY	0x11
+/* later than 6.1: GET_DEV_INFO, as servers of unprivileged devices ask it */
+#define	UBLK_CMD_GET_DEV_INFO2	0x12
 /* later than 6.1: the flags this driver supports, as a __u64 at addr */
 #define	UBLK_CMD_GET_FEATURES	0x13
 
@@ -60,6 +62,8 @@
 	_IOWR('u', UBLK_CMD_START_USER_RECOVERY, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_END_USER_RECOVERY	\
 	_IOWR('u', UBLK_CMD_END_USER_RECOVERY, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_GET_DEV_INFO2	\
+	_IOR('u', UBLK_CMD_GET_DEV_INFO2, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_GET_FEATURES		\
 	_IOR('u', UBLK_CMD_GET_FEATURES, struct ublksrv_ctrl_cmd)
 
@@ -136,7 +140,11 @@
  */
 #define UBLK_F_USER_RECOVERY_REISSUE	(1UL << 4)
 
-/* later than 6.1: commands may be ioctl-encoded (always accepted here) */
+/*
+ * later than 6.1: commands may be ioctl-encoded. Both encodings are always
+ * accepted; ADD_DEV sets the bit in the flags it returns, which tells
+ * newer servers to use the ioctl encoding.
+ */
 #define UBLK_F_CMD_IOCTL_ENCODE	(1UL << 6)
 
 /* Device states, ublksrv_ctrl_dev_info.state */

@@ -702,7 +702,8 @@ static void kublk_get_affinity(struct kublk_dev *dev, struct kublk_queue *q)
 {
 	struct ublksrv_ctrl_cmd cmd = {
 		.dev_id		= dev->info.dev_id,
-		.queue_id	= q->q_id,
+		/* 6.1's convention: the queue is in data[0], not queue_id */
+		.queue_id	= (__u16)-1,
 		.len		= sizeof(q->cpus),
 		.addr		= (uintptr_t)&q->cpus,
 		.data		= { q->q_id, 0 },

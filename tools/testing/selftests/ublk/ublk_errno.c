@@ -1056,6 +1056,8 @@ static void ctrl_add_dev_cases(struct ctrl *c, int ncpu)
 		   "ADD_DEV clears UBLK_F_SUPPORT_ZERO_COPY");
 	expect_val(!!(info.flags & UBLK_F_USER_RECOVERY), 1,
 		   "ADD_DEV keeps UBLK_F_USER_RECOVERY");
+	expect_val(!!(info.flags & UBLK_F_CMD_IOCTL_ENCODE), 1,
+		   "ADD_DEV reports UBLK_F_CMD_IOCTL_ENCODE (as Linux 6.4)");
 	expect_val(info.dev_id, ID_A, "ADD_DEV keeps dev_id");
 	expect_val(info.state, UBLK_S_DEV_DEAD, "new device is DEAD");
 
@@ -1125,6 +1127,20 @@ static void ctrl_get_info_cases(struct ctrl *c)
 		   "UBLK_U_CMD_GET_DEV_INFO (ioctl-encoded) 900");
 	expect_val(memcmp(&plain, &enc, sizeof(plain)), 0,
 		   "both encodings of GET_DEV_INFO return the same bytes");
+	memset(&enc, 0xff, sizeof(enc));
+	expect_res(ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, ID_A, NO_QUEUE,
+			    sizeof(enc), PTR(&enc), 0), 0,
+		   "UBLK_U_CMD_GET_DEV_INFO2 900");
+	expect_val(memcmp(&plain, &enc, sizeof(plain)), 0,
+		   "GET_DEV_INFO2 returns what GET_DEV_INFO does");
+	memset(&enc, 0xff, sizeof(enc));
+	expect_res(ctrl_cmd(c, UBLK_CMD_GET_DEV_INFO2, ID_A, NO_QUEUE,
+			    sizeof(enc), PTR(&enc), 0), 0,
+		   "GET_DEV_INFO2 (plain opcode 0x12) 900");
+	expect_val(memcmp(&plain, &enc, sizeof(plain)), 0,
+		   "plain GET_DEV_INFO2 returns what GET_DEV_INFO does");
+	expect_res(ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, ID_A, NO_QUEUE, 63,
+			    PTR(&enc), 0), -EINVAL, "GET_DEV_INFO2 len 63");
 }
 
 static void ctrl_nodev_cases(struct ctrl *c)
@@ -1140,6 +1156,7 @@ static void ctrl_nodev_cases(struct ctrl *c)
 		{ UBLK_CMD_START_USER_RECOVERY, "START_USER_RECOVERY" },
 		{ UBLK_CMD_END_USER_RECOVERY, "END_USER_RECOVERY" },
 		{ UBLK_U_CMD_GET_DEV_INFO, "UBLK_U_CMD_GET_DEV_INFO" },
+		{ UBLK_U_CMD_GET_DEV_INFO2, "UBLK_U_CMD_GET_DEV_INFO2" },
 	};
 	static const __u32 ids[] = { ID_NONE, 1U << 20, UINT32_MAX };
 	union {
@@ -1181,9 +1198,11 @@ static void ctrl_affinity_cases(struct ctrl *c, int ncpu)
 
 	get_info(c, ID_A, &info);
 	memset(mask, 0, sizeof(mask));
-	ret = ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A, 0, len,
+	/* 6.1's convention, as ublksrv sends it: queue in data[0], -1 in queue_id */
+	ret = ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A, NO_QUEUE, len,
 		       PTR(mask), 0);
-	expect_res(ret, 0, "GET_QUEUE_AFFINITY queue 0, len %u", len);
+	expect_res(ret, 0, "GET_QUEUE_AFFINITY data[0] 0, queue_id 0xffff, len %u",
+		   len);
 	for (i = 0; i < len * 8; i++) {
 		if (mask[i / 8] & (1 << (i % 8))) {
 			nbits++;
@@ -1192,13 +1211,19 @@ static void ctrl_affinity_cases(struct ctrl *c, int ncpu)
 	}
 	expect_true(ret || (nbits > 0 && !high), "empty or beyond nr_cpu_ids",
 		    "queue 0 affinity has %d CPU(s), all < %d", nbits, ncpu);
-	expect_res(ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A,
-			    info.nr_hw_queues, len, PTR(mask), 0), -EINVAL,
-		   "GET_QUEUE_AFFINITY queue_id == nr_hw_queues (%u)",
+	expect_res(ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A, 0, len,
+			    PTR(mask), 0), 0,
+		   "GET_QUEUE_AFFINITY data[0] 0, queue_id 0");
+	expect_res(ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A, NO_QUEUE,
+			    len, PTR(mask), info.nr_hw_queues), -EINVAL,
+		   "GET_QUEUE_AFFINITY data[0] == nr_hw_queues (%u)",
 		   info.nr_hw_queues);
 	expect_res(ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A, NO_QUEUE,
-			    len, PTR(mask), 0), -EINVAL,
-		   "GET_QUEUE_AFFINITY queue_id 0xffff");
+			    len, PTR(mask), 1ULL << 32), -EINVAL,
+		   "GET_QUEUE_AFFINITY data[0] 1 << 32 (not truncated)");
+	expect_res(ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A, 0,
+			    len, PTR(mask), ~0ULL), -EINVAL,
+		   "GET_QUEUE_AFFINITY data[0] ~0");
 	expect_res(ctrl_cmd(c, UBLK_CMD_GET_QUEUE_AFFINITY, ID_A, 0, 4,
 			    PTR(mask), 0), -EINVAL,
 		   "GET_QUEUE_AFFINITY len 4 (not a multiple of 8)");
@@ -1380,7 +1405,7 @@ static void ctrl_params_cases(struct ctrl *c)
 static void ctrl_misc_cases(struct ctrl *c)
 {
 	static const __u32 bad_ops[] = {
-		0x00, 0x0a, 0x12, 0x3f, 0x20,
+		0x00, 0x0a, 0x14, 0x3f, 0x20,
 		_IOR('u', 0x3f, struct ublksrv_ctrl_cmd),
 	};
 	struct ublksrv_ctrl_dev_info info;
