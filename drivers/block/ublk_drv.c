@@ -14,15 +14,34 @@
  *
  * Locks, outermost first:
  *
- *   ublk_ctl_mutex	the device IDR.
- *   ub->ctrl_mutex	serialises the control commands of one device and
- *			the driver's own stop. Held across del_gendisk(), so
- *			nothing that I/O completion depends on may take it.
- *   ub->lock		ub->dev_info.state and .ublksrv_pid, ub->stopping,
- *			each queue's daemon, readiness counters and
- *			canceling flag, and the hand-back of a slot between
- *			FREE and FETCHED by anyone but its daemon's data path.
- *			Never held while waiting for the server or for I/O.
+ *   ublk_ctl_mutex	the device IDR and ublk_dev_list. An id is reserved
+ *			(NULL in the IDR) while ADD_DEV builds the device and
+ *			while DEL_DEV takes it down; ublk_dev_list holds every
+ *			device the death scan must see, a deleted one until
+ *			it is stopped.
+ *   ub->ctrl_mutex	serialises the control commands of one device, the
+ *			driver's own stop and the answering of parked
+ *			commands. Held by stop across del_gendisk(), so
+ *			nothing that I/O completion depends on may take it:
+ *			the death handler does not, and the partition scan
+ *			runs in part_work, outside it.
+ *   ub->lock		ub->dev_info.state and .ublksrv_pid, ub->disk (set
+ *			and cleared with the state; the death handler reads
+ *			the two together), ub->stopping, the parked
+ *			commands, each queue's daemon, readiness counters
+ *			and canceling flag, and the hand-back of a slot
+ *			between FREE and FETCHED by anyone but its daemon's
+ *			data path. Never held while waiting for the server
+ *			or for I/O.
+ *
+ * Flags read locklessly on the I/O path: ubq->fail_io (set, never cleared,
+ * when no server will come: no recovery, or a stop) and ub->quiescing (set
+ * by the death handler while it waits for completions to wake it).
+ *
+ * The disk's lifetime: it exists while LIVE and QUIESCED. Whoever ends
+ * that (stop, a failed add_disk()) clears ub->disk under ub->lock, then
+ * flushes death_work before put_disk(), so a death handler that saw LIVE
+ * finishes with the disk first.
  *
  * Who owns an I/O slot (struct ublk_io, one per tag):
  *
@@ -38,7 +57,11 @@
  * AT_SERVER: in the task work that hands over a request and in the
  * commands it issues. Once it is exiting, the death handler owns the
  * slots of its queue; before touching them it waits until no task work of
- * the queue is pending.
+ * the queue is pending. ublk_abort_fetched() also takes back the FETCHED
+ * slots of a live daemon, but only where no request can reach them: with
+ * the queue quiesced and every queue settled (the death handler), or with
+ * the disk deleted (stop). A FETCHED slot moves on only when a request
+ * arrives, so the daemon cannot race with it there.
  *
  * Death detection: 6.1 gives a driver no callback when the task that
  * issued an io_uring command exits, and its io_uring cancels nothing of a
@@ -55,6 +78,7 @@
 #include <linux/highmem.h>
 #include <linux/idr.h>
 #include <linux/io_uring.h>
+#include <linux/io_uring_types.h>
 #include <linux/llist.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -114,7 +138,11 @@ struct ublk_uring_cmd_pdu {
 struct ublk_io {
 	u64			addr;	/* the server's buffer for this tag */
 	struct io_uring_cmd	*cmd;	/* the held command, FETCHED only */
-	enum ublk_io_state	state;
+	/*
+	 * enum ublk_io_state. Out of AT_SERVER and GET_DATA only by
+	 * cmpxchg(): the daemon's answer and an abort race for the request.
+	 */
+	int			state;
 };
 
 struct ublk_queue {
@@ -145,6 +173,19 @@ struct ublk_queue {
 	struct ublk_io		ios[];
 };
 
+/*
+ * A START_DEV or END_USER_RECOVERY that has to wait for the server is
+ * parked here instead of sleeping in its submitter's io_uring_enter():
+ * whoever makes it answerable completes it (the FETCH_REQ that makes the
+ * device ready, a stop, the death of the awaited server, the exit of the
+ * submitter), so no task blocks on it.
+ */
+struct ublk_parked_cmd {
+	struct io_uring_cmd	*cmd;
+	struct task_struct	*task;		/* the submitter, referenced */
+	int			pid;		/* data[0] */
+};
+
 struct ublk_device {
 	struct gendisk		*disk;		/* LIVE and QUIESCED only */
 	struct blk_mq_tag_set	tag_set;
@@ -169,30 +210,72 @@ struct ublk_device {
 	bool			stopping;
 	/* a death is being handled: completions wake ub->wait */
 	bool			quiescing;
-	/* readiness, task-work drain and in-flight drain */
+	/* the death handler waits here for task works and in-flight I/O */
 	wait_queue_head_t	wait;
 
 	struct work_struct	death_work;	/* a daemon is exiting */
 	struct work_struct	stop_work;	/* no recovery: stop ourselves */
+
+	/* a stop waits too long for a living server: fail what it holds */
+	struct delayed_work	abort_work;
+
+	/* parked START_DEV and END_USER_RECOVERY; ub->lock */
+	struct ublk_parked_cmd	start_cmd;
+	struct ublk_parked_cmd	end_cmd;
+	/* every queue got ready while a command is parked */
+	struct work_struct	ready_work;
+	/* the partition scan, after START_DEV: never under ctrl_mutex */
+	struct work_struct	part_work;
+
+	/* in ublk_dev_list from ADD_DEV until DEL_DEV has stopped it */
+	struct list_head	node;
+	/* the last reference is gone: free on ublk_wq, never inline */
+	struct work_struct	free_work;
 };
 
 static DEFINE_MUTEX(ublk_ctl_mutex);
+/* id -> device; NULL while the id is being added or deleted */
 static DEFINE_IDR(ublk_index_idr);
+/* every device the death scan must see, deleted ones until stopped */
+static LIST_HEAD(ublk_dev_list);
 static dev_t ublk_chr_devt;
 static struct class *ublk_chr_class;
 
-/* devices not yet released; module exit waits for zero */
+/* devices not yet freed; module exit waits for zero */
 static atomic_t ublk_nr_devs = ATOMIC_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(ublk_devs_wq);
+/* frees, partition scans, parked commands, stop aborts; flushed at exit */
+static struct workqueue_struct *ublk_wq;
 
 /* daemon references held; the exit probe does nothing while zero */
 static atomic_t ublk_nr_daemons = ATOMIC_INIT(0);
+/* parked commands; their submitters' exit is watched as well */
+static atomic_t ublk_nr_parked = ATOMIC_INIT(0);
 static struct tracepoint *ublk_exit_tp;
 static void ublk_scan_work_fn(struct work_struct *work);
+static void ublk_ready_work_fn(struct work_struct *work);
+static void ublk_part_work_fn(struct work_struct *work);
 static DECLARE_WORK(ublk_scan_work, ublk_scan_work_fn);
 
 static const struct block_device_operations ublk_bd_ops;
 static struct miscdevice ublk_misc;
+
+/*
+ * How long a living server may keep requests unanswered once they must
+ * end: the device is being stopped, or another queue's server died. Then
+ * they fail (or, with REISSUE, wait for the next server), so STOP_DEV,
+ * DEL_DEV and the death handler never wait for a server that will not
+ * answer: one that hangs, exec()s or closed its ring.
+ */
+static unsigned int ublk_abort_timeout_ms = 10000;
+module_param_named(abort_timeout_ms, ublk_abort_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(abort_timeout_ms,
+		 "ms a living server may hold requests of a stopping device, or while another queue's server is gone, before they fail (min 100). Default: 10000");
+
+static unsigned long ublk_abort_timeout(void)
+{
+	return msecs_to_jiffies(max(READ_ONCE(ublk_abort_timeout_ms), 100U));
+}
 
 /* ---- small predicates ---- */
 
@@ -276,22 +359,92 @@ static void ublk_set_state(struct ublk_device *ub, u16 state)
 	wake_up_all(&ub->wait);
 }
 
-static bool ublk_dev_has_dying_daemon(struct ublk_device *ub)
+static bool __ublk_dev_has_dying_daemon(struct ublk_device *ub)
 {
 	struct ublk_queue *ubq;
-	bool dying = false;
 	int i;
 
-	mutex_lock(&ub->lock);
+	lockdep_assert_held(&ub->lock);
 	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
 		ubq = ublk_get_queue(ub, i);
-		if (ubq->daemon && (ubq->daemon->flags & PF_EXITING)) {
-			dying = true;
-			break;
-		}
+		if (ubq->daemon && (ubq->daemon->flags & PF_EXITING))
+			return true;
 	}
+	return false;
+}
+
+static bool ublk_dev_has_dying_daemon(struct ublk_device *ub)
+{
+	bool dying;
+
+	mutex_lock(&ub->lock);
+	dying = __ublk_dev_has_dying_daemon(ub);
 	mutex_unlock(&ub->lock);
 	return dying;
+}
+
+/* Park @cmd in @pc; the caller returns -EIOCBQUEUED. */
+static void __ublk_park(struct ublk_device *ub, struct ublk_parked_cmd *pc,
+			struct io_uring_cmd *cmd, int pid)
+{
+	lockdep_assert_held(&ub->lock);
+	/* the task that submitted it, also when it was issued from io-wq */
+	pc->task = get_task_struct(cmd_to_io_kiocb(cmd)->task);
+	pc->cmd = cmd;
+	pc->pid = pid;
+	atomic_inc(&ublk_nr_parked);
+}
+
+/* Take the command out of @pc, if any; complete it with ublk_answer(). */
+static struct io_uring_cmd *__ublk_unpark(struct ublk_device *ub,
+					  struct ublk_parked_cmd *pc, int *pid)
+{
+	struct io_uring_cmd *cmd = pc->cmd;
+
+	lockdep_assert_held(&ub->lock);
+	if (!cmd)
+		return NULL;
+	if (pid)
+		*pid = pc->pid;
+	put_task_struct(pc->task);
+	pc->task = NULL;
+	pc->cmd = NULL;
+	atomic_dec(&ublk_nr_parked);
+	return cmd;
+}
+
+static void ublk_answer(struct io_uring_cmd *cmd, int res)
+{
+	if (cmd)
+		io_uring_cmd_done(cmd, res, 0, IO_URING_F_UNLOCKED);
+}
+
+/* Answer both parked commands, if any, with @start_res and @end_res. */
+static void ublk_unpark_all(struct ublk_device *ub, int start_res, int end_res)
+{
+	struct io_uring_cmd *start, *end;
+
+	mutex_lock(&ub->lock);
+	start = __ublk_unpark(ub, &ub->start_cmd, NULL);
+	end = __ublk_unpark(ub, &ub->end_cmd, NULL);
+	mutex_unlock(&ub->lock);
+	ublk_answer(start, start_res);
+	ublk_answer(end, end_res);
+}
+
+/* Answer -EINTR to a parked command whose submitter is exiting. */
+static void ublk_unpark_exiting(struct ublk_device *ub)
+{
+	struct io_uring_cmd *start = NULL, *end = NULL;
+
+	mutex_lock(&ub->lock);
+	if (ub->start_cmd.cmd && (ub->start_cmd.task->flags & PF_EXITING))
+		start = __ublk_unpark(ub, &ub->start_cmd, NULL);
+	if (ub->end_cmd.cmd && (ub->end_cmd.task->flags & PF_EXITING))
+		end = __ublk_unpark(ub, &ub->end_cmd, NULL);
+	mutex_unlock(&ub->lock);
+	ublk_answer(start, -EINTR);
+	ublk_answer(end, -EINTR);
 }
 
 /* ---- data path ---- */
@@ -417,7 +570,7 @@ static void ublk_start_io(struct ublk_queue *ubq, struct request *rq,
 
 	ublk_get_iod(ubq, rq->tag)->addr = io->addr;
 	io->cmd = NULL;
-	io->state = UBLK_IO_AT_SERVER;
+	WRITE_ONCE(io->state, UBLK_IO_AT_SERVER);
 	io_uring_cmd_done(cmd, UBLK_IO_RES_OK, 0, issue_flags);
 }
 
@@ -437,11 +590,16 @@ static void ublk_dispatch_rq(struct ublk_queue *ubq, struct request *rq,
 		ublk_abort_unsent_rq(ubq, rq);
 		return;
 	}
+	/* a stop gave up on the server: nothing more goes to it */
+	if (unlikely(READ_ONCE(ubq->fail_io))) {
+		blk_mq_end_request(rq, BLK_STS_IOERR);
+		return;
+	}
 
 	if (ublk_queue_need_get_data(ubq) && req_op(rq) == REQ_OP_WRITE) {
 		cmd = io->cmd;
 		io->cmd = NULL;
-		io->state = UBLK_IO_GET_DATA;
+		WRITE_ONCE(io->state, UBLK_IO_GET_DATA);
 		io_uring_cmd_done(cmd, UBLK_IO_RES_NEED_GET_DATA, 0, issue_flags);
 		return;
 	}
@@ -462,11 +620,19 @@ static void ublk_tw_done(struct ublk_queue *ubq)
 {
 	struct ublk_device *ub = ubq->dev;
 
+	/*
+	 * The put below may drop the last reference and let module exit go
+	 * on: exit waits for an RCU grace period after the last free, so
+	 * this tail of module code runs in a read-side section. The release
+	 * it may call only queues the free.
+	 */
+	rcu_read_lock();
 	/* pairs with the barrier of the death handler's wait_event() */
 	if (atomic_dec_and_test(&ubq->nr_tw) && unlikely(READ_ONCE(ub->quiescing)))
 		wake_up_all(&ub->wait);
 	/* the reference taken when the work was queued */
 	put_device(&ub->cdev_dev);
+	rcu_read_unlock();
 }
 
 static void ublk_tw_fn(struct callback_head *head)
@@ -486,22 +652,36 @@ static void ublk_cmd_tw_fn(struct io_uring_cmd *cmd, unsigned int issue_flags)
 }
 
 /*
+ * Hand over through io_uring's task work on @cmd's ring? Not on a
+ * DEFER_TASKRUN ring: only its one submitter runs that work, while it
+ * waits in the ring; if that thread dies and the process keeps the ring,
+ * the work never runs and the death handler would wait for it forever.
+ * The daemon's own task work always runs, at the latest in its exit.
+ */
+static bool ublk_hand_over_in_ring(const struct ublk_queue *ubq,
+				   struct io_uring_cmd *cmd)
+{
+	return (ubq->flags & UBLK_F_URING_CMD_COMP_IN_TASK) &&
+		!(cmd_to_io_kiocb(cmd)->ctx->flags & IORING_SETUP_DEFER_TASKRUN);
+}
+
+/*
  * Queue @rq for the daemon. Only the request that finds the list empty
  * queues a task work; the work hands over everything queued by then.
  */
 static void ublk_queue_to_daemon(struct ublk_queue *ubq, struct request *rq)
 {
 	struct ublk_rq_data *data = blk_mq_rq_to_pdu(rq);
+	struct io_uring_cmd *cmd = ubq->ios[rq->tag].cmd;
 
 	if (!llist_add(&data->node, &ubq->rq_list))
 		return;
 
 	get_device(&ubq->dev->cdev_dev);
 	atomic_inc(&ubq->nr_tw);
-	if (ubq->flags & UBLK_F_URING_CMD_COMP_IN_TASK) {
+	if (ublk_hand_over_in_ring(ubq, cmd)) {
 		/* the slot is FETCHED: its command is ours to use */
-		io_uring_cmd_complete_in_task(ubq->ios[rq->tag].cmd,
-					      ublk_cmd_tw_fn);
+		io_uring_cmd_complete_in_task(cmd, ublk_cmd_tw_fn);
 		return;
 	}
 	if (task_work_add(ubq->daemon, &ubq->tw, TWA_SIGNAL_NO_IPI)) {
@@ -593,6 +773,17 @@ static int ublk_io_fetch(struct ublk_queue *ubq, struct ublk_io *io,
 	struct ublk_device *ub = ubq->dev;
 	int ret = -EIOCBQUEUED;
 
+	/* without NEED_GET_DATA a write is copied to addr at once */
+	if (!addr && !ublk_queue_need_get_data(ubq))
+		return -EINVAL;
+	/*
+	 * The daemon's death is seen by the exit probe, which looks only at
+	 * tasks with an io_uring context: an io-wq worker (IOSQE_ASYNC,
+	 * IOSQE_IO_DRAIN) has none, and an exiting task is past the probe.
+	 */
+	if (!current->io_uring || (current->flags & PF_EXITING))
+		return -EINVAL;
+
 	mutex_lock(&ub->lock);
 	if (ubq->canceling) {
 		ret = -ENODEV;
@@ -616,8 +807,9 @@ static int ublk_io_fetch(struct ublk_queue *ubq, struct ublk_io *io,
 	io->state = UBLK_IO_FETCHED;
 	if (++ubq->nr_io_ready == ubq->q_depth) {
 		WRITE_ONCE(ub->nr_queues_ready, ub->nr_queues_ready + 1);
-		if (ublk_dev_ready(ub))
-			wake_up_all(&ub->wait);
+		if (ublk_dev_ready(ub) &&
+		    (ub->start_cmd.cmd || ub->end_cmd.cmd))
+			queue_work(ublk_wq, &ub->ready_work);
 	}
 out:
 	mutex_unlock(&ub->lock);
@@ -632,7 +824,9 @@ static int ublk_io_commit(struct ublk_queue *ubq, struct ublk_io *io,
 	struct request *rq;
 	u64 buf = io->addr;
 
-	if (io->state != UBLK_IO_AT_SERVER)
+	/* an abort may have taken the request: then it is no longer ours */
+	if (cmpxchg(&io->state, UBLK_IO_AT_SERVER, UBLK_IO_FREE) !=
+	    UBLK_IO_AT_SERVER)
 		return -EINVAL;
 	rq = blk_mq_tag_to_rq(ub->tag_set.tags[ubq->q_id], ub_cmd->tag);
 	if (WARN_ON_ONCE(!rq))
@@ -641,7 +835,7 @@ static int ublk_io_commit(struct ublk_queue *ubq, struct ublk_io *io,
 	/* re-arm before completing: the tag may be reused at once */
 	io->cmd = cmd;
 	io->addr = ub_cmd->addr;
-	io->state = UBLK_IO_FETCHED;
+	WRITE_ONCE(io->state, UBLK_IO_FETCHED);
 	ublk_complete_rq(rq, buf, ub_cmd->result);
 
 	if (unlikely(READ_ONCE(ub->quiescing)))
@@ -654,19 +848,23 @@ static int ublk_io_get_data(struct ublk_queue *ubq, struct ublk_io *io,
 {
 	struct request *rq;
 
-	if (io->state != UBLK_IO_GET_DATA)
+	/* claimed as COMMIT claims: an abort may race for the request */
+	if (cmpxchg(&io->state, UBLK_IO_GET_DATA, UBLK_IO_FREE) !=
+	    UBLK_IO_GET_DATA)
 		return -EINVAL;
 	rq = blk_mq_tag_to_rq(ubq->dev->tag_set.tags[ubq->q_id], ub_cmd->tag);
 	if (WARN_ON_ONCE(!rq))
 		return -EINVAL;
 
 	/* a bad buffer leaves the slot waiting for a better one */
-	if (!ublk_copy_rq_data(rq, ub_cmd->addr, blk_rq_bytes(rq), true))
+	if (!ublk_copy_rq_data(rq, ub_cmd->addr, blk_rq_bytes(rq), true)) {
+		WRITE_ONCE(io->state, UBLK_IO_GET_DATA);
 		return -EFAULT;
+	}
 
 	io->addr = ub_cmd->addr;
 	ublk_get_iod(ubq, ub_cmd->tag)->addr = io->addr;
-	io->state = UBLK_IO_AT_SERVER;
+	WRITE_ONCE(io->state, UBLK_IO_AT_SERVER);
 	return UBLK_IO_RES_OK;
 }
 
@@ -817,21 +1015,30 @@ out:
 	mutex_unlock(&ub->lock);
 }
 
-/* Requests the exited daemon had received: fail or reissue each once. */
+/* Take a request back from the server: false if its answer came first. */
+static bool ublk_claim_sent(struct ublk_io *io)
+{
+	return cmpxchg(&io->state, UBLK_IO_AT_SERVER, UBLK_IO_FREE) ==
+			UBLK_IO_AT_SERVER ||
+		cmpxchg(&io->state, UBLK_IO_GET_DATA, UBLK_IO_FREE) ==
+			UBLK_IO_GET_DATA;
+}
+
+/*
+ * Requests the server of @ubq holds: it died, or is alive but did not
+ * answer in time. Fail or reissue each, once.
+ */
 static void ublk_abort_sent(struct ublk_queue *ubq)
 {
 	struct blk_mq_tags *tags = ubq->dev->tag_set.tags[ubq->q_id];
 	int tag;
 
 	for (tag = 0; tag < ubq->q_depth; tag++) {
-		struct ublk_io *io = &ubq->ios[tag];
 		struct request *rq;
 
-		if (io->state != UBLK_IO_AT_SERVER &&
-		    io->state != UBLK_IO_GET_DATA)
+		if (!ublk_claim_sent(&ubq->ios[tag]))
 			continue;
 		rq = blk_mq_tag_to_rq(tags, tag);
-		io->state = UBLK_IO_FREE;
 		if (!WARN_ON_ONCE(!rq))
 			ublk_abort_sent_rq(ubq, rq);
 	}
@@ -889,9 +1096,9 @@ static void ublk_fail_future_io(struct ublk_device *ub)
  * back every slot, then wait in QUIESCED for a new server, or (no
  * recovery, or a stop under way) fail everything and let it go.
  */
-static void ublk_handle_live_death(struct ublk_device *ub)
+static void ublk_handle_live_death(struct ublk_device *ub,
+				   struct request_queue *q)
 {
-	struct request_queue *q = ub->disk->queue;
 	struct ublk_queue *ubq;
 	bool recover;
 	int i;
@@ -901,7 +1108,11 @@ static void ublk_handle_live_death(struct ublk_device *ub)
 
 	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
 		ubq = ublk_get_queue(ub, i);
-		wait_event(ub->wait, ublk_queue_settled(ubq));
+		/* a living server that does not answer loses its requests */
+		while (!wait_event_timeout(ub->wait, ublk_queue_settled(ubq),
+					   ublk_abort_timeout()))
+			if (!ublk_queue_daemon_dying(ubq))
+				ublk_abort_sent(ubq);
 		if (ublk_queue_daemon_dying(ubq))
 			ublk_abort_sent(ubq);
 	}
@@ -933,15 +1144,23 @@ static void ublk_death_work_fn(struct work_struct *work)
 {
 	struct ublk_device *ub = container_of(work, struct ublk_device,
 					      death_work);
+	struct gendisk *disk = NULL;
 	struct ublk_queue *ubq;
 	int i;
 
 	if (!ublk_dev_has_dying_daemon(ub))
 		return;
 
-	/* ub->disk stays while LIVE: stop waits for us before dropping it */
-	if (ublk_dev_state(ub) == UBLK_S_DEV_LIVE) {
-		ublk_handle_live_death(ub);
+	/*
+	 * State and disk are read together: whoever ends LIVE and drops the
+	 * disk (stop, a failed add_disk) flushes this work before putting it.
+	 */
+	mutex_lock(&ub->lock);
+	if (ub->dev_info.state == UBLK_S_DEV_LIVE)
+		disk = ub->disk;
+	mutex_unlock(&ub->lock);
+	if (disk) {
+		ublk_handle_live_death(ub, disk->queue);
 		return;
 	}
 
@@ -950,16 +1169,18 @@ static void ublk_death_work_fn(struct work_struct *work)
 		ubq = ublk_get_queue(ub, i);
 		ublk_abort_fetched(ubq, true);
 	}
+	/* the server START or END waited for will never be ready */
+	ublk_unpark_all(ub, -ENODEV, -ENODEV);
 }
 
 /* Kicked by the exit probe: which devices lost a daemon? */
 static void ublk_scan_work_fn(struct work_struct *work)
 {
 	struct ublk_device *ub;
-	int id;
 
 	mutex_lock(&ublk_ctl_mutex);
-	idr_for_each_entry(&ublk_index_idr, ub, id) {
+	list_for_each_entry(ub, &ublk_dev_list, node) {
+		ublk_unpark_exiting(ub);
 		if (!ublk_dev_has_dying_daemon(ub))
 			continue;
 		/* a death handler may be waiting on this daemon's queue */
@@ -972,7 +1193,8 @@ static void ublk_scan_work_fn(struct work_struct *work)
 static void ublk_probe_task_exit(void *data, struct task_struct *tsk)
 {
 	/* every daemon has issued io_uring commands, so has io_uring */
-	if (!atomic_read(&ublk_nr_daemons) || !tsk->io_uring)
+	if ((!atomic_read(&ublk_nr_daemons) &&
+	     !atomic_read(&ublk_nr_parked)) || !tsk->io_uring)
 		return;
 	schedule_work(&ublk_scan_work);
 }
@@ -1007,7 +1229,8 @@ static void __ublk_stop_dev(struct ublk_device *ub)
 	ub->stopping = true;
 	state = ub->dev_info.state;
 	mutex_unlock(&ub->lock);
-	wake_up_all(&ub->wait);		/* START_DEV gives up waiting */
+	/* START_DEV and END_USER_RECOVERY will not succeed any more */
+	ublk_unpark_all(ub, -EINVAL, -EBUSY);
 	if (state == UBLK_S_DEV_DEAD)
 		goto cancel;
 
@@ -1018,8 +1241,13 @@ static void __ublk_stop_dev(struct ublk_device *ub)
 		blk_mq_unquiesce_queue(ub->disk->queue);
 		blk_mq_kick_requeue_list(ub->disk->queue);
 	}
+	/* bounds the waits below on a server that does not answer */
+	queue_delayed_work(ublk_wq, &ub->abort_work, ublk_abort_timeout());
+	/* its reads are answered or failed now: wait for the scan */
+	cancel_work_sync(&ub->part_work);
 
 	del_gendisk(ub->disk);
+	cancel_delayed_work_sync(&ub->abort_work);
 
 	mutex_lock(&ub->lock);
 	ublk_set_state(ub, UBLK_S_DEV_DEAD);
@@ -1032,6 +1260,24 @@ static void __ublk_stop_dev(struct ublk_device *ub)
 	put_disk(disk);
 cancel:
 	ublk_cancel_dev(ub);
+}
+
+/*
+ * A stop has waited ublk_abort_timeout_ms for the server: nothing more
+ * goes to it, and what it holds fails. Again every period until the stop
+ * is past del_gendisk() (a hand-over may have raced with the first pass).
+ */
+static void ublk_abort_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub = container_of(to_delayed_work(work),
+					      struct ublk_device, abort_work);
+	int i;
+
+	dev_info(&ub->cdev_dev, "stopping: failing what the server holds\n");
+	ublk_fail_future_io(ub);
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++)
+		ublk_abort_sent(ublk_get_queue(ub, i));
+	queue_delayed_work(ublk_wq, &ub->abort_work, ublk_abort_timeout());
 }
 
 static void ublk_stop_work_fn(struct work_struct *work)
@@ -1100,18 +1346,32 @@ static int ublk_init_queues(struct ublk_device *ub)
 	return 0;
 }
 
-static void ublk_cdev_rel(struct device *dev)
+static void ublk_free_unpublished(struct ublk_device *ub)
 {
-	struct ublk_device *ub = container_of(dev, struct ublk_device, cdev_dev);
-
-	if (ub->tag_set.tags)
-		blk_mq_free_tag_set(&ub->tag_set);
 	ublk_deinit_queues(ub);
 	mutex_destroy(&ub->lock);
 	mutex_destroy(&ub->ctrl_mutex);
 	kfree(ub);
 	if (atomic_dec_and_test(&ublk_nr_devs))
 		wake_up_all(&ublk_devs_wq);
+}
+
+static void ublk_free_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub = container_of(work, struct ublk_device,
+					      free_work);
+
+	if (ub->tag_set.tags)
+		blk_mq_free_tag_set(&ub->tag_set);
+	ublk_free_unpublished(ub);
+}
+
+/* May run in a task work's RCU read-side section: must not sleep. */
+static void ublk_cdev_rel(struct device *dev)
+{
+	struct ublk_device *ub = container_of(dev, struct ublk_device, cdev_dev);
+
+	queue_work(ublk_wq, &ub->free_work);
 }
 
 static int ublk_add_tag_set(struct ublk_device *ub)
@@ -1180,21 +1440,27 @@ fail:
 	return ret;
 }
 
+/* Reserve an id for @ub; it is published later by idr_replace(). */
 static int ublk_alloc_dev_number(struct ublk_device *ub, u32 dev_id)
 {
+	u32 first = dev_id == U32_MAX ? 0 : dev_id;
+	u32 end = dev_id == U32_MAX ? UBLK_MINORS : dev_id + 1;
 	int ret;
 
 	lockdep_assert_held(&ublk_ctl_mutex);
-	if (dev_id == U32_MAX)
-		ret = idr_alloc(&ublk_index_idr, ub, 0, UBLK_MINORS, GFP_KERNEL);
-	else
-		ret = idr_alloc(&ublk_index_idr, ub, dev_id, dev_id + 1,
-				GFP_KERNEL);
+	ret = idr_alloc(&ublk_index_idr, NULL, first, end, GFP_KERNEL);
 	if (ret == -ENOSPC)
 		ret = dev_id == U32_MAX ? -ENOSPC : -EEXIST;
 	if (ret >= 0)
 		ub->dev_info.dev_id = ret;
 	return ret;
+}
+
+static void ublk_release_id(int id)
+{
+	mutex_lock(&ublk_ctl_mutex);
+	idr_remove(&ublk_index_idr, id);
+	mutex_unlock(&ublk_ctl_mutex);
 }
 
 /* ---- block device ---- */
@@ -1246,6 +1512,14 @@ static void ublk_apply_params(struct ublk_device *ub, struct gendisk *disk)
 	}
 }
 
+/* the logical block size @p sets, or the default of 512 bytes */
+static unsigned int ublk_params_lbs(const struct ublk_params *p)
+{
+	if (p->types & UBLK_PARAM_TYPE_BASIC)
+		return 1U << p->basic.logical_bs_shift;
+	return SECTOR_SIZE;
+}
+
 static int ublk_validate_params(const struct ublk_params *p)
 {
 	const struct ublk_param_basic *b = &p->basic;
@@ -1264,6 +1538,9 @@ static int ublk_validate_params(const struct ublk_params *p)
 			return -EINVAL;
 		if (!b->max_sectors)
 			return -EINVAL;
+		/* the block layer counts bytes in a loff_t */
+		if (b->dev_sectors > (u64)LLONG_MAX >> SECTOR_SHIFT)
+			return -EINVAL;
 		if (b->chunk_sectors && !is_power_of_2(b->chunk_sectors))
 			return -EINVAL;
 		if (b->virt_boundary_mask &&
@@ -1272,10 +1549,19 @@ static int ublk_validate_params(const struct ublk_params *p)
 			return -EINVAL;
 	}
 	if (p->types & UBLK_PARAM_TYPE_DISCARD) {
+		/*
+		 * The descriptor carries one range: blk-mq must not merge
+		 * discontiguous discards into one request (6.1: exactly 1).
+		 */
+		if (d->max_discard_sectors && d->max_discard_segments != 1)
+			return -EINVAL;
+		/* the block layer rounds discards down to the granularity */
+		if (d->max_discard_sectors &&
+		    (!is_power_of_2(d->discard_granularity) ||
+		     d->discard_granularity < ublk_params_lbs(p)))
+			return -EINVAL;
 		if (d->discard_granularity &&
 		    !is_power_of_2(d->discard_granularity))
-			return -EINVAL;
-		if (d->max_discard_sectors && !d->max_discard_segments)
 			return -EINVAL;
 	}
 	return 0;
@@ -1297,8 +1583,11 @@ static struct ublk_device *ublk_get_device_from_id(u32 id)
 	return ub;
 }
 
-static int ublk_remove(struct ublk_device *ub);
-
+/*
+ * The id is reserved (NULL in the IDR) until everything is in place and
+ * userspace has its copy of the device info; only then is the device
+ * published. Nothing here touches @ub once another task can find it.
+ */
 static int ublk_ctrl_add_dev(const struct ublksrv_ctrl_cmd *header)
 {
 	void __user *argp = u64_to_user_ptr(header->addr);
@@ -1326,117 +1615,150 @@ static int ublk_ctrl_add_dev(const struct ublksrv_ctrl_cmd *header)
 	init_waitqueue_head(&ub->wait);
 	INIT_WORK(&ub->death_work, ublk_death_work_fn);
 	INIT_WORK(&ub->stop_work, ublk_stop_work_fn);
+	INIT_LIST_HEAD(&ub->node);
+	INIT_WORK(&ub->free_work, ublk_free_work_fn);
+	INIT_WORK(&ub->ready_work, ublk_ready_work_fn);
+	INIT_WORK(&ub->part_work, ublk_part_work_fn);
+	INIT_DELAYED_WORK(&ub->abort_work, ublk_abort_work_fn);
 	ub->dev_info = info;
 	atomic_inc(&ublk_nr_devs);
 
 	mutex_lock(&ublk_ctl_mutex);
 	id = ublk_alloc_dev_number(ub, info.dev_id);
+	mutex_unlock(&ublk_ctl_mutex);
 	if (id < 0) {
 		ret = id;
 		goto out_free_ub;
 	}
 	ret = ublk_init_queues(ub);
 	if (ret)
-		goto out_free_queues;
+		goto out_release_id;
 	ret = ublk_add_tag_set(ub);
 	if (ret)
-		goto out_free_queues;
+		goto out_release_id;
+	if (copy_to_user(argp, &ub->dev_info, sizeof(info))) {
+		ret = -EFAULT;
+		goto out_free_tag_set;
+	}
 	/* on failure this frees everything through ublk_cdev_rel() */
 	ret = ublk_add_chdev(ub);
-	if (ret)
-		goto out_remove_id;
-	mutex_unlock(&ublk_ctl_mutex);
-
-	if (copy_to_user(argp, &ub->dev_info, sizeof(info))) {
-		ublk_remove(ub);
-		return -EFAULT;
+	if (ret) {
+		ublk_release_id(id);
+		return ret;
 	}
+
+	mutex_lock(&ublk_ctl_mutex);
+	list_add_tail(&ub->node, &ublk_dev_list);
+	idr_replace(&ublk_index_idr, ub, id);
+	mutex_unlock(&ublk_ctl_mutex);
 	return 0;
 
-out_free_queues:
-	ublk_deinit_queues(ub);
-	idr_remove(&ublk_index_idr, id);
+out_free_tag_set:
+	blk_mq_free_tag_set(&ub->tag_set);
+out_release_id:
+	ublk_release_id(id);
 out_free_ub:
-	mutex_unlock(&ublk_ctl_mutex);
-	mutex_destroy(&ub->lock);
-	mutex_destroy(&ub->ctrl_mutex);
-	kfree(ub);
-	if (atomic_dec_and_test(&ublk_nr_devs))
-		wake_up_all(&ublk_devs_wq);
-	return ret;
-out_remove_id:
-	/* ub is gone already */
-	idr_remove(&ublk_index_idr, id);
-	mutex_unlock(&ublk_ctl_mutex);
+	ublk_free_unpublished(ub);
 	return ret;
 }
 
-/* Unpublish @ub: stop it, drop its id and /dev/ublkcN. */
-static int ublk_remove(struct ublk_device *ub)
+/*
+ * DEL_DEV: hide the id (a concurrent DEL_DEV gets -ENODEV, an ADD_DEV of
+ * the same id -EEXIST), stop the device while the death scan still sees
+ * it, drop /dev/ublkcN, and only then free the id: once DEL_DEV has
+ * returned, the id may be added again.
+ */
+static int ublk_ctrl_del_dev(struct ublk_device *ub)
 {
+	int id = ub->dev_info.dev_id;
+
 	mutex_lock(&ublk_ctl_mutex);
-	if (idr_find(&ublk_index_idr, ub->dev_info.dev_id) != ub) {
+	if (idr_find(&ublk_index_idr, id) != ub) {
 		mutex_unlock(&ublk_ctl_mutex);
 		return -ENODEV;		/* a concurrent DEL_DEV won */
 	}
-	idr_remove(&ublk_index_idr, ub->dev_info.dev_id);
+	idr_replace(&ublk_index_idr, NULL, id);
 	mutex_unlock(&ublk_ctl_mutex);
 
 	mutex_lock(&ub->ctrl_mutex);
 	__ublk_stop_dev(ub);
 	mutex_unlock(&ub->ctrl_mutex);
 
-	/* out of the IDR: the scan can no longer queue death work */
+	/* stopped: no request is left for a dying daemon to hold */
+	mutex_lock(&ublk_ctl_mutex);
+	list_del_init(&ub->node);
+	mutex_unlock(&ublk_ctl_mutex);
 	cancel_work_sync(&ub->death_work);
 	cancel_work_sync(&ub->stop_work);
+	cancel_work_sync(&ub->ready_work);
 	cdev_device_del(&ub->cdev, &ub->cdev_dev);
+
+	ublk_release_id(id);
 	/* the reference of ADD_DEV */
 	put_device(&ub->cdev_dev);
 	return 0;
 }
 
-static int ublk_ctrl_start_dev(struct ublk_device *ub,
-			       const struct ublksrv_ctrl_cmd *header)
+/* The server's pid in data[0] of START_DEV and END_USER_RECOVERY. */
+static int ublk_ctrl_pid(const struct ublksrv_ctrl_cmd *header)
 {
-	int pid = header->data[0];
+	u64 pid = header->data[0];
+
+	if (!pid || pid > PID_MAX_LIMIT)
+		return -EINVAL;
+	return pid;
+}
+
+/* May START_DEV go on? */
+static int ublk_start_check(struct ublk_device *ub)
+{
+	lockdep_assert_held(&ub->ctrl_mutex);
+	if (ub->stopping)
+		return -EINVAL;
+	if (ublk_dev_state(ub) != UBLK_S_DEV_DEAD)
+		return -EEXIST;
+	/* SET_PARAMS may run while START_DEV is parked: checked again */
+	if (!(ub->params.types & UBLK_PARAM_TYPE_BASIC))
+		return -EINVAL;
+	return 0;
+}
+
+static void ublk_part_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub = container_of(work, struct ublk_device,
+					      part_work);
+	struct gendisk *disk = ub->disk;	/* stop cancels us first */
+	struct block_device *bdev;
+
+	/* what add_disk() would have done: the first open reads the table */
+	clear_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+	set_bit(GD_NEED_PART_SCAN, &disk->state);
+	bdev = blkdev_get_by_dev(disk_devt(disk), FMODE_READ, NULL);
+	if (!IS_ERR(bdev))
+		blkdev_put(bdev, FMODE_READ);
+}
+
+/*
+ * Every queue is ready: add the disk and go LIVE. add_disk() does no I/O
+ * (its partition scan is suppressed): the scan runs afterwards in
+ * part_work, so a server that dies meanwhile cannot leave ctrl_mutex
+ * held by a task waiting for its reads.
+ */
+static int ublk_start_live(struct ublk_device *ub, int pid)
+{
 	struct gendisk *disk;
 	int ret;
 
-	if (pid <= 0)
-		return -EINVAL;
-
-	mutex_lock(&ub->ctrl_mutex);
-	if (ublk_dev_state(ub) != UBLK_S_DEV_DEAD || ub->stopping)
-		ret = ub->stopping ? -EINVAL : -EEXIST;
-	else if (!(ub->params.types & UBLK_PARAM_TYPE_BASIC))
-		ret = -EINVAL;
-	else
-		ret = 0;
-	mutex_unlock(&ub->ctrl_mutex);
-	if (ret)
-		return ret;
-
-	if (wait_event_interruptible(ub->wait, ublk_dev_ready(ub) ||
-				     READ_ONCE(ub->stopping)))
-		return -EINTR;
-
-	mutex_lock(&ub->ctrl_mutex);
-	if (ublk_dev_state(ub) != UBLK_S_DEV_DEAD || ub->stopping) {
-		ret = ub->stopping ? -EINVAL : -EEXIST;
-		goto out_unlock;
-	}
-
+	lockdep_assert_held(&ub->ctrl_mutex);
 	disk = blk_mq_alloc_disk(&ub->tag_set, ub);
-	if (IS_ERR(disk)) {
-		ret = PTR_ERR(disk);
-		goto out_unlock;
-	}
+	if (IS_ERR(disk))
+		return PTR_ERR(disk);
 	snprintf(disk->disk_name, DISK_NAME_LEN, "ublkb%d", ub->dev_info.dev_id);
 	disk->fops = &ublk_bd_ops;
 	disk->private_data = ub;
 	ublk_apply_params(ub, disk);
+	set_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
 
-	/* LIVE before add_disk(): its partition scan is served already */
 	mutex_lock(&ub->lock);
 	ub->disk = disk;
 	ub->dev_info.ublksrv_pid = pid;
@@ -1454,12 +1776,51 @@ static int ublk_ctrl_start_dev(struct ublk_device *ub,
 		flush_work(&ub->death_work);
 		put_disk(disk);
 		put_device(&ub->cdev_dev);
-		goto out_unlock;
+		return ret;
 	}
+	queue_work(ublk_wq, &ub->part_work);
 
-	/* a daemon that died while we waited had nobody to notice */
+	/* a daemon that died before LIVE had nobody to notice */
 	if (ublk_dev_has_dying_daemon(ub))
 		queue_work(system_unbound_wq, &ub->death_work);
+	return 0;
+}
+
+/*
+ * START_DEV: LIVE at once if every queue is ready, else parked until it
+ * is (answered by ublk_ready_work_fn()).
+ */
+static int ublk_ctrl_start_dev(struct ublk_device *ub,
+			       const struct ublksrv_ctrl_cmd *header,
+			       struct io_uring_cmd *cmd)
+{
+	int pid = ublk_ctrl_pid(header);
+	bool ready = false;
+	int ret;
+
+	if (pid < 0)
+		return pid;
+
+	mutex_lock(&ub->ctrl_mutex);
+	ret = ublk_start_check(ub);
+	if (ret)
+		goto out_unlock;
+
+	mutex_lock(&ub->lock);
+	if (ub->start_cmd.cmd) {
+		ret = -EBUSY;		/* one START_DEV at a time */
+	} else if (__ublk_dev_has_dying_daemon(ub)) {
+		ret = -ENODEV;		/* its server is gone already */
+	} else if (ublk_dev_ready(ub)) {
+		ready = true;
+	} else {
+		__ublk_park(ub, &ub->start_cmd, cmd, pid);
+		ret = -EIOCBQUEUED;
+	}
+	mutex_unlock(&ub->lock);
+
+	if (ready)
+		ret = ublk_start_live(ub, pid);
 out_unlock:
 	mutex_unlock(&ub->ctrl_mutex);
 	return ret;
@@ -1607,45 +1968,95 @@ out_unlock:
 	return ret;
 }
 
-static int ublk_ctrl_end_recovery(struct ublk_device *ub,
-				  const struct ublksrv_ctrl_cmd *header)
+/* Every queue of the new server is ready: LIVE again. */
+static int ublk_end_recovery_live(struct ublk_device *ub, int pid)
 {
-	int pid = header->data[0];
-	int ret;
+	struct request_queue *q = ub->disk->queue;	/* QUIESCED: set */
 
-	if (!ublk_dev_can_recover(ub))
-		return -EINVAL;
-	if (ublk_dev_state(ub) != UBLK_S_DEV_QUIESCED)
-		return -EBUSY;
-	if (pid <= 0)
-		return -EINVAL;
-
-	if (wait_event_interruptible(ub->wait, ublk_dev_ready(ub) ||
-				     ublk_dev_state(ub) != UBLK_S_DEV_QUIESCED))
-		return -EINTR;
-
-	mutex_lock(&ub->ctrl_mutex);
+	lockdep_assert_held(&ub->ctrl_mutex);
 	mutex_lock(&ub->lock);
-	ret = -EBUSY;
-	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED || !ublk_dev_ready(ub)) {
+	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED || ub->stopping ||
+	    !ublk_dev_ready(ub)) {
 		mutex_unlock(&ub->lock);
-		goto out_unlock;
+		return -EBUSY;
 	}
 	ub->dev_info.ublksrv_pid = pid;
 	ublk_set_state(ub, UBLK_S_DEV_LIVE);
 	mutex_unlock(&ub->lock);
 
-	blk_mq_unquiesce_queue(ub->disk->queue);
-	blk_mq_kick_requeue_list(ub->disk->queue);
+	blk_mq_unquiesce_queue(q);
+	blk_mq_kick_requeue_list(q);
 	dev_info(&ub->cdev_dev, "recovered, server pid %d\n", pid);
-	ret = 0;
 
 	/* the new server may already be gone again */
 	if (ublk_dev_has_dying_daemon(ub))
 		queue_work(system_unbound_wq, &ub->death_work);
-out_unlock:
+	return 0;
+}
+
+/*
+ * END_USER_RECOVERY: LIVE at once if the new server is ready, else parked
+ * until it is.
+ */
+static int ublk_ctrl_end_recovery(struct ublk_device *ub,
+				  const struct ublksrv_ctrl_cmd *header,
+				  struct io_uring_cmd *cmd)
+{
+	int pid = ublk_ctrl_pid(header);
+	bool ready = false;
+	int ret = 0;
+
+	if (!ublk_dev_can_recover(ub))
+		return -EINVAL;
+	if (ublk_dev_state(ub) != UBLK_S_DEV_QUIESCED)
+		return -EBUSY;
+	if (pid < 0)
+		return pid;
+
+	mutex_lock(&ub->ctrl_mutex);
+	mutex_lock(&ub->lock);
+	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED || ub->stopping ||
+	    ub->end_cmd.cmd) {
+		ret = -EBUSY;
+	} else if (__ublk_dev_has_dying_daemon(ub)) {
+		/* the old server's queues: START_USER_RECOVERY comes first */
+		ret = -EBUSY;
+	} else if (ublk_dev_ready(ub)) {
+		ready = true;
+	} else {
+		__ublk_park(ub, &ub->end_cmd, cmd, pid);
+		ret = -EIOCBQUEUED;
+	}
+	mutex_unlock(&ub->lock);
+
+	if (ready)
+		ret = ublk_end_recovery_live(ub, pid);
 	mutex_unlock(&ub->ctrl_mutex);
 	return ret;
+}
+
+/* Every queue got ready while a START or END was parked: answer it. */
+static void ublk_ready_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub = container_of(work, struct ublk_device,
+					      ready_work);
+	struct io_uring_cmd *start = NULL, *end = NULL;
+	int start_pid = 0, end_pid = 0;
+
+	mutex_lock(&ub->ctrl_mutex);
+	mutex_lock(&ub->lock);
+	if (ublk_dev_ready(ub)) {
+		start = __ublk_unpark(ub, &ub->start_cmd, &start_pid);
+		end = __ublk_unpark(ub, &ub->end_cmd, &end_pid);
+	}
+	mutex_unlock(&ub->lock);
+
+	if (start)
+		ublk_answer(start, ublk_start_check(ub) ?:
+			    ublk_start_live(ub, start_pid));
+	if (end)
+		ublk_answer(end, ublk_end_recovery_live(ub, end_pid));
+	mutex_unlock(&ub->ctrl_mutex);
 }
 
 static int ublk_ctrl_get_features(const struct ublksrv_ctrl_cmd *header)
@@ -1696,10 +2107,10 @@ static int ublk_ctrl_uring_cmd(struct io_uring_cmd *cmd,
 		ret = ublk_ctrl_get_dev_info(ub, &header);
 		break;
 	case UBLK_CMD_DEL_DEV:
-		ret = ublk_remove(ub);
+		ret = ublk_ctrl_del_dev(ub);
 		break;
 	case UBLK_CMD_START_DEV:
-		ret = ublk_ctrl_start_dev(ub, &header);
+		ret = ublk_ctrl_start_dev(ub, &header, cmd);
 		break;
 	case UBLK_CMD_STOP_DEV:
 		ret = ublk_ctrl_stop_dev(ub);
@@ -1714,7 +2125,7 @@ static int ublk_ctrl_uring_cmd(struct io_uring_cmd *cmd,
 		ret = ublk_ctrl_start_recovery(ub);
 		break;
 	case UBLK_CMD_END_USER_RECOVERY:
-		ret = ublk_ctrl_end_recovery(ub, &header);
+		ret = ublk_ctrl_end_recovery(ub, &header, cmd);
 		break;
 	default:
 		ret = -EOPNOTSUPP;
@@ -1780,9 +2191,12 @@ static int __init ublk_init(void)
 	BUILD_BUG_ON((u64)UBLKSRV_IO_BUF_OFFSET <
 		     (u64)UBLK_MAX_NR_QUEUES * ublk_max_cmd_buf_size());
 
+	ublk_wq = alloc_workqueue("ublk", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	if (!ublk_wq)
+		return -ENOMEM;
 	ret = ublk_register_exit_probe();
 	if (ret)
-		return ret;
+		goto destroy_wq;
 	ret = alloc_chrdev_region(&ublk_chr_devt, 0, UBLK_MINORS, "ublk-char");
 	if (ret)
 		goto unregister_probe;
@@ -1802,6 +2216,8 @@ free_chrdev_region:
 	unregister_chrdev_region(ublk_chr_devt, UBLK_MINORS);
 unregister_probe:
 	ublk_unregister_exit_probe();
+destroy_wq:
+	destroy_workqueue(ublk_wq);
 	return ret;
 }
 
@@ -1819,12 +2235,15 @@ static void __exit ublk_exit(void)
 		mutex_unlock(&ublk_ctl_mutex);
 		if (!ub)
 			break;
-		ublk_remove(ub);
+		ublk_ctrl_del_dev(ub);
 		put_device(&ub->cdev_dev);
 		id = 0;
 	}
 	/* a task work of an exiting daemon may still hold a device */
 	wait_event(ublk_devs_wq, !atomic_read(&ublk_nr_devs));
+	/* the task work that dropped it is past its read-side section */
+	synchronize_rcu();
+	destroy_workqueue(ublk_wq);
 
 	misc_deregister(&ublk_misc);
 	ublk_unregister_exit_probe();
