@@ -442,6 +442,29 @@ static void ublk_tag_done(struct kublk_queue *q, int tag)
 	q->nr_done++;
 }
 
+/*
+ * --hold N: the first N write requests of the device are never answered,
+ * so a test knows exactly what a server holds when it dies or is stopped.
+ * Writes only: the partition scan's reads must not take a hold.
+ */
+static bool ublk_hold_request(struct kublk_queue *q, int tag)
+{
+	unsigned int left = __atomic_load_n(&q->dev->hold_left,
+					    __ATOMIC_RELAXED);
+
+	if (ublksrv_get_op(&q->iods[tag]) != UBLK_IO_OP_WRITE)
+		return false;
+	do {
+		if (!left)
+			return false;
+	} while (!__atomic_compare_exchange_n(&q->dev->hold_left, &left,
+					      left - 1, false, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	kublk_err("queue %u tag %d: holding the request (%u more to hold)",
+		  q->q_id, tag, left - 1);
+	return true;
+}
+
 static void ublk_handle_cmd_cqe(struct kublk_queue *q, int tag,
 				const struct io_uring_cqe *cqe)
 {
@@ -449,6 +472,8 @@ static void ublk_handle_cmd_cqe(struct kublk_queue *q, int tag,
 	int ret;
 
 	q->cmd_inflight--;
+	if (cqe->res == UBLK_IO_RES_OK && ublk_hold_request(q, tag))
+		return;
 	if (cqe->res == UBLK_IO_RES_OK) {
 		ret = q->dev->ops->queue_io(q, tag);
 		if (ret < 0)
@@ -550,8 +575,15 @@ static int ublk_queue_init_ring(struct kublk_queue *q)
 	unsigned int entries = 2 * q->depth;
 	int ret;
 
-	ret = io_uring_queue_init(entries, &q->ring, IORING_SETUP_COOP_TASKRUN);
-	if (ret == -EINVAL)
+	/* this thread is the ring's one submitter (SINGLE_ISSUER) */
+	if (q->dev->cfg.defer_taskrun)
+		ret = io_uring_queue_init(entries, &q->ring,
+					  IORING_SETUP_SINGLE_ISSUER |
+					  IORING_SETUP_DEFER_TASKRUN);
+	else
+		ret = io_uring_queue_init(entries, &q->ring,
+					  IORING_SETUP_COOP_TASKRUN);
+	if (ret == -EINVAL && !q->dev->cfg.defer_taskrun)
 		ret = io_uring_queue_init(entries, &q->ring, 0);
 	if (ret < 0) {
 		kublk_err("queue %u: io_uring_queue_init: %s", q->q_id,
@@ -746,6 +778,7 @@ static int kublk_start_queues(struct kublk_dev *dev)
 	struct kublk_queue *q;
 	int ret;
 
+	dev->hold_left = dev->cfg.hold;
 	for (i = 0; i < nr; i++) {
 		q = &dev->queues[i];
 		ret = pthread_create(&q->thread, NULL, ublk_queue_thread, q);
@@ -1375,7 +1408,7 @@ static void kublk_usage(FILE *out)
 "  add -t null|loop [-n ID] [-q QUEUES] [-d DEPTH] [-b BUF_BYTES] [-f FILE]\n"
 "      [--direct] [-s SIZE] [-r] [-i] [--get-data] [--comp-in-task]\n"
 "      [--foreground] [--lbs N] [--pbs N] [--ro] [--rotational]\n"
-"      [--no-discard] [--flags UBLK_F_BITS]\n"
+"      [--no-discard] [--flags UBLK_F_BITS] [--hold N] [--defer-taskrun]\n"
 "  recover -n ID [--foreground] [--standby] [-t TARGET] [-f FILE] [--direct]\n"
 "  del -n ID | --all\n"
 "  list [-n ID]\n"
@@ -1389,7 +1422,9 @@ static void kublk_usage(FILE *out)
 "file's. -r: UBLK_F_USER_RECOVERY, -i: UBLK_F_USER_RECOVERY_REISSUE.\n"
 "--lbs/--pbs: a shift (9, 12) or a size in bytes (512, 4096).\n"
 "SIZE and BUF_BYTES take K, M, G, T suffixes. Every command accepts\n"
-"--ioctl-encode (send the UBLK_U_* command encodings).\n"
+"--ioctl-encode (send the UBLK_U_* command encodings). --hold N: never\n"
+"answer the first N write requests (tests). --defer-taskrun: queue rings with\n"
+"IORING_SETUP_DEFER_TASKRUN.\n"
 "State files and daemon logs: $KUBLK_RUN_DIR, default " KUBLK_RUN_DIR ".\n");
 }
 
@@ -1465,6 +1500,8 @@ enum {
 	OPT_NO_DISCARD,
 	OPT_FLAGS,
 	OPT_IOCTL,
+	OPT_HOLD,
+	OPT_DEFER_TASKRUN,
 	OPT_ALL,
 };
 
@@ -1490,6 +1527,8 @@ static const struct option kublk_dev_opts[] = {
 	{ "no-discard",		no_argument,		NULL, OPT_NO_DISCARD },
 	{ "flags",		required_argument,	NULL, OPT_FLAGS },
 	{ "ioctl-encode",	no_argument,		NULL, OPT_IOCTL },
+	{ "hold",		required_argument,	NULL, OPT_HOLD },
+	{ "defer-taskrun",	no_argument,		NULL, OPT_DEFER_TASKRUN },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL,			0,			NULL, 0 },
 };
@@ -1527,6 +1566,9 @@ static bool kublk_dev_opt_value(struct kublk_cfg *cfg, int c, const char *arg)
 		break;
 	case OPT_FLAGS:
 		cfg->flags |= kublk_arg_num("--flags", arg, ULLONG_MAX, false);
+		break;
+	case OPT_HOLD:
+		cfg->hold = kublk_arg_num("--hold", arg, UINT_MAX, false);
 		break;
 	default:
 		return false;
@@ -1570,6 +1612,9 @@ static bool kublk_dev_opt_flag(struct kublk_cfg *cfg, int c)
 		break;
 	case OPT_IOCTL:
 		kublk_ioctl_encode = true;
+		break;
+	case OPT_DEFER_TASKRUN:
+		cfg->defer_taskrun = true;
 		break;
 	default:
 		return false;

@@ -96,6 +96,8 @@ struct kublk_cfg {
 	bool no_discard;
 	bool foreground;
 	bool standby;			/* recover: wait for QUIESCED first */
+	unsigned int hold;		/* --hold: never answer the first N */
+	bool defer_taskrun;		/* queue rings with DEFER_TASKRUN */
 };
 
 /* One tag of one queue. */
@@ -176,6 +178,8 @@ struct kublk_dev {
 	pthread_cond_t cond;
 	unsigned int nr_started;
 	unsigned int nr_failed;
+	/* --hold: requests still to hold, all queues together (atomic) */
+	unsigned int hold_left;
 };
 
 extern const struct ublk_tgt_ops null_tgt_ops;
