@@ -380,6 +380,25 @@ static int ctrl_cmd_t(struct ctrl *c, __u32 op, __u32 dev_id, __u16 q_id,
 	return ret;
 }
 
+/* Submit one control command without waiting; returns its user_data. */
+static __u64 ctrl_submit(struct ctrl *c, __u32 op, __u32 dev_id, __u64 d0)
+{
+	struct ublksrv_ctrl_cmd cmd = {
+		.dev_id = dev_id, .queue_id = (__u16)-1, .data = { d0, 0 },
+	};
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+
+	if (!sqe)
+		return 0;
+	memset(sqe, 0, 128);
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = c->fd;
+	sqe->cmd_op = op;
+	memcpy(sqe->cmd, &cmd, sizeof(cmd));
+	sqe->user_data = ++c->seq;
+	return io_uring_submit(&c->ring) == 1 ? c->seq : 0;
+}
+
 static int ctrl_cmd(struct ctrl *c, __u32 op, __u32 dev_id, __u16 q_id,
 		    __u16 len, __u64 addr, __u64 d0)
 {
@@ -552,6 +571,9 @@ struct srv_queue {
 	bool quit;
 };
 
+/* race-start: a child server SIGKILLs itself on its first request */
+static bool srv_die_on_io;
+
 struct srv {
 	int cdev_fd;
 	__u32 dev_id;
@@ -644,6 +666,8 @@ static void handle_cqe(struct srv_queue *q, struct io_uring_cqe *cqe)
 		pthread_mutex_unlock(&q->lock);
 		return;
 	}
+	if (res == UBLK_IO_RES_OK && srv_die_on_io)
+		kill(getpid(), SIGKILL);
 	if (res == UBLK_IO_RES_OK) {
 		queue_tag_cmd(q, UBLK_IO_COMMIT_AND_FETCH_REQ, tag,
 			      serve(q, tag));
@@ -715,8 +739,8 @@ static void *queue_thread(void *arg)
  * Have queue thread q send one command and wait for its CQE; returns the
  * result or RES_TIMEOUT.
  */
-static int q_inject(struct srv_queue *q, __u32 op, __u16 q_id, __u16 tag,
-		    int timeout_ms)
+static int q_inject_addr(struct srv_queue *q, __u32 op, __u16 q_id,
+			 __u16 tag, __u64 addr, int timeout_ms)
 {
 	long long end = now_ms() + timeout_ms;
 	int res;
@@ -726,7 +750,7 @@ static int q_inject(struct srv_queue *q, __u32 op, __u16 q_id, __u16 tag,
 	memset(&q->inj_cmd, 0, sizeof(q->inj_cmd));
 	q->inj_cmd.q_id = q_id;
 	q->inj_cmd.tag = tag;
-	q->inj_cmd.addr = PTR(q->bufs[tag < q->srv->depth ? tag : 0]);
+	q->inj_cmd.addr = addr;
 	q->inj_pending = true;
 	q->inj_submitted = false;
 	q->inj_done = false;
@@ -740,6 +764,14 @@ static int q_inject(struct srv_queue *q, __u32 op, __u16 q_id, __u16 tag,
 	q->inj_pending = false;
 	pthread_mutex_unlock(&q->lock);
 	return res;
+}
+
+static int q_inject(struct srv_queue *q, __u32 op, __u16 q_id, __u16 tag,
+		    int timeout_ms)
+{
+	return q_inject_addr(q, op, q_id, tag,
+			     PTR(q->bufs[tag < q->srv->depth ? tag : 0]),
+			     timeout_ms);
 }
 
 /* wait until queue q saw `n' aborted fetches; false on timeout */
@@ -1313,6 +1345,50 @@ static void p_discard_gran3(struct ublk_params *p)
 	p->discard.discard_granularity = 3;
 }
 
+static void p_discard_seg2(struct ublk_params *p)
+{
+	p_discard(p);
+	p->discard.max_discard_segments = 2;
+}
+
+static void p_discard_gran0(struct ublk_params *p)
+{
+	p_discard(p);
+	p->discard.discard_granularity = 0;
+}
+
+static void p_discard_gran256(struct ublk_params *p)
+{
+	p_discard(p);
+	p->discard.discard_granularity = 256;
+}
+
+static void p_discard_gran2048_lbs12(struct ublk_params *p)
+{
+	p_discard(p);
+	p->basic.logical_bs_shift = 12;
+	p->basic.physical_bs_shift = 12;
+	p->discard.discard_granularity = 2048;
+}
+
+static void p_nodiscard_gran0(struct ublk_params *p)
+{
+	p_discard(p);
+	p->discard.max_discard_sectors = 0;
+	p->discard.discard_granularity = 0;
+	p->discard.max_discard_segments = 0;
+}
+
+static void p_devsec_big(struct ublk_params *p)
+{
+	p->basic.dev_sectors = 1ULL << 54;
+}
+
+static void p_devsec_max(struct ublk_params *p)
+{
+	p->basic.dev_sectors = (1ULL << 54) - 1;
+}
+
 static void p_lbs12(struct ublk_params *p)
 {
 	p->basic.logical_bs_shift = 12;
@@ -1353,6 +1429,16 @@ static const struct param_case param_cases[] = {
 	{ "virt_boundary_mask 1023", p_vbm1023, -EINVAL },
 	{ "virt_boundary_mask 4096", p_vbm4096, -EINVAL },
 	{ "discard_granularity 3", p_discard_gran3, -EINVAL },
+	{ "max_discard_segments 2 (one range per descriptor)", p_discard_seg2,
+	  -EINVAL },
+	{ "discard_granularity 0 with discard", p_discard_gran0, -EINVAL },
+	{ "discard_granularity 256", p_discard_gran256, -EINVAL },
+	{ "discard_granularity 2048 < 4 KiB logical blocks",
+	  p_discard_gran2048_lbs12, -EINVAL },
+	{ "dev_sectors 2^54 (bytes overflow loff_t)", p_devsec_big, -EINVAL },
+	{ "valid: dev_sectors 2^54 - 1", p_devsec_max, 0 },
+	{ "valid: discard type without discard, granularity 0",
+	  p_nodiscard_gran0, 0 },
 	{ "valid: 4 KiB logical blocks", p_lbs12, 0 },
 	{ "valid: chunk_sectors 256", p_chunk256, 0 },
 	{ "valid: virt_boundary_mask 4095", p_vbm4095, 0 },
@@ -1450,6 +1536,8 @@ static void ctrl_misc_cases(struct ctrl *c)
 		   "START_DEV pid -1");
 	expect_res(start_dev(c, ID_B, getpid(), CTRL_TIMEOUT_MS), -EINVAL,
 		   "START_DEV without BASIC params");
+	expect_res(start_dev(c, ID_A, (1LL << 32) + getpid(), CTRL_TIMEOUT_MS),
+		   -EINVAL, "START_DEV pid 2^32 + pid (not truncated)");
 
 	expect_res(stop_dev(c, ID_A), 0, "STOP_DEV on a never-started device");
 	expect_res(stop_dev(c, ID_A), 0, "STOP_DEV again");
@@ -1689,6 +1777,67 @@ static void io_waiting_tag_cases(struct srv_queue *q, int nr_queues,
 		   -EINVAL, "%s: FETCH_REQ tag 0xffff", when);
 }
 
+/*
+ * Before any daemon exists: a FETCH_REQ sent with IOSQE_ASYNC runs in an
+ * io-wq worker, whose death the driver could not see: refused.
+ */
+static void io_async_fetch_case(int cdev_fd)
+{
+	static char buf[IO_MAX_IO] __attribute__((aligned(4096)));
+	struct ublksrv_io_cmd cmd = { .q_id = 0, .tag = 0, .addr = PTR(buf) };
+	struct io_uring ring;
+	struct io_uring_sqe *sqe;
+
+	if (!expect_res(io_uring_queue_init(4, &ring, 0), 0,
+			"io_uring for the IOSQE_ASYNC case"))
+		return;
+	queue_io_cmd(&ring, cdev_fd, UBLK_IO_FETCH_REQ, &cmd, 7);
+	sqe = &ring.sq.sqes[(ring.sq.sqe_tail - 1) & *ring.sq.kring_mask];
+	sqe->flags |= IOSQE_ASYNC;
+	io_uring_submit(&ring);
+	expect_res(wait_udata(&ring, 7, IO_TIMEOUT_MS), -EINVAL,
+		   "FETCH_REQ with IOSQE_ASYNC (an io-wq worker) before any daemon");
+	io_uring_queue_exit(&ring);
+}
+
+/*
+ * One tag of queue 0 is still unfetched: START_DEV is parked (its
+ * submitter returns at once), a second one is refused, and the parked one
+ * checks the parameters again when the last tag arrives. Leaves every tag
+ * fetched and the valid parameters @p set.
+ */
+static void io_parked_start_cases(struct ctrl *c, struct srv_queue *q0,
+				  struct ublk_params *p)
+{
+	struct ublk_params none = *p;
+	long long t0 = now_ms();
+	__u64 ud;
+
+	alarm_ms(CTRL_TIMEOUT_MS);
+	ud = ctrl_submit(c, UBLK_CMD_START_DEV, ID_IO, getpid());
+	alarm_off();
+	expect_true(ud != 0, "blocked or failed",
+		    "START_DEV with a tag missing returns from io_uring_enter (%lld ms)",
+		    now_ms() - t0);
+	expect_res(wait_udata(&c->ring, ud, 300), RES_TIMEOUT,
+		   "START_DEV stays parked while a tag is missing");
+	expect_res(start_dev(c, ID_IO, getpid(), CTRL_TIMEOUT_MS), -EBUSY,
+		   "second START_DEV while one is parked");
+	none.types = 0;
+	expect_res(set_params(c, ID_IO, &none), 0,
+		   "SET_PARAMS without BASIC while START_DEV is parked");
+
+	/* queue 0's thread fetches its last tag: the device gets ready */
+	pthread_mutex_lock(&q0->lock);
+	q0->fetch_more = IO_DEPTH;
+	pthread_mutex_unlock(&q0->lock);
+
+	if (ud)
+		expect_res(wait_udata(&c->ring, ud, START_TIMEOUT_MS), -EINVAL,
+			   "parked START_DEV re-checks the params when ready");
+	expect_res(set_params(c, ID_IO, p), 0, "SET_PARAMS 920 again");
+}
+
 static void run_io(void)
 {
 	struct ublksrv_ctrl_dev_info info;
@@ -1736,6 +1885,8 @@ static void run_io(void)
 
 	io_mmap_cases(s.cdev_fd, s.nr_queues);
 
+	io_async_fetch_case(s.cdev_fd);
+
 	/* queue 0 leaves its last tag for the wrong-thread case below */
 	ret = srv_start(&s, IO_DEPTH - 1);
 	if (!expect_res(ret, 0, "server threads started"))
@@ -1757,10 +1908,11 @@ static void run_io(void)
 			   "FETCH_REQ on queue 0 from another thread");
 	}
 
-	/* now queue 0's thread fetches its last tag: the device can start */
-	pthread_mutex_lock(&s.q[0].lock);
-	s.q[0].fetch_more = IO_DEPTH;
-	pthread_mutex_unlock(&s.q[0].lock);
+	expect_res(q_inject_addr(&s.q[0], UBLK_IO_FETCH_REQ, 0, IO_DEPTH - 1,
+				 0, IO_TIMEOUT_MS), -EINVAL,
+		   "FETCH_REQ with addr 0 without NEED_GET_DATA");
+
+	io_parked_start_cases(&c, &s.q[0], &p);
 
 	ret = start_dev(&c, ID_IO, getpid(), START_TIMEOUT_MS);
 	if (!expect_res(ret, 0, "START_DEV 920 (all tags fetched)"))
@@ -1921,6 +2073,7 @@ static void run_crash(void)
 	long long t0, ms;
 	struct ctrl c;
 	int fd, ret, status;
+	__u64 ud;
 
 	if (!expect_res(ctrl_open(&c, true), 0, "open %s", CTRL_DEV))
 		return;
@@ -1992,6 +2145,9 @@ static void run_crash(void)
 		   "END_USER_RECOVERY with pid 0");
 	expect_res(end_recovery(&c, ID_CRASH, -1, CTRL_TIMEOUT_MS), -EINVAL,
 		   "END_USER_RECOVERY with pid -1");
+	expect_res(end_recovery(&c, ID_CRASH, (1LL << 32) + getpid(),
+				CTRL_TIMEOUT_MS), -EINVAL,
+		   "END_USER_RECOVERY with pid 2^32 + pid (not truncated)");
 	expect_res(get_state(&c, ID_CRASH), UBLK_S_DEV_QUIESCED,
 		   "930 still QUIESCED after START_USER_RECOVERY");
 
@@ -2009,6 +2165,30 @@ static void run_crash(void)
 		    "930 QUIESCED after server B died during recovery");
 	expect_res(start_recovery_settled(&c, ID_CRASH, 5000), 0,
 		   "START_USER_RECOVERY after a crash during recovery");
+
+	/* END before any server: parked; its awaited server dies: -ENODEV */
+	alarm_ms(CTRL_TIMEOUT_MS);
+	ud = ctrl_submit(&c, UBLK_CMD_END_USER_RECOVERY, ID_CRASH, getpid());
+	alarm_off();
+	expect_true(ud != 0, "blocked or failed",
+		    "END_USER_RECOVERY with no server returns from io_uring_enter");
+	expect_res(wait_udata(&c.ring, ud, 300), RES_TIMEOUT,
+		   "END_USER_RECOVERY stays parked while no server is ready");
+	expect_res(end_recovery(&c, ID_CRASH, getpid(), CTRL_TIMEOUT_MS),
+		   -EBUSY, "second END_USER_RECOVERY while one is parked");
+	srv_b = spawn_server(ID_CRASH, IO_DEPTH, IO_MAX_IO, -1, IO_DEPTH / 2);
+	if (expect_true(srv_b > 0, "spawn failed",
+			"server B2 fetches %d of %d tags", IO_DEPTH / 2,
+			IO_DEPTH)) {
+		kill(srv_b, SIGKILL);
+		expect_true(reap(srv_b, 10000) >= 0, "still there",
+			    "server B2 exits after SIGKILL");
+	}
+	if (ud)
+		expect_res(wait_udata(&c.ring, ud, 10000), -ENODEV,
+			   "parked END_USER_RECOVERY fails when its server dies");
+	expect_res(start_recovery_settled(&c, ID_CRASH, 5000), 0,
+		   "START_USER_RECOVERY after server B2 died");
 
 	/* I/O issued now waits for the next server */
 	waiter = blk_io_start(ID_CRASH, 1 << 20, false);
@@ -2062,6 +2242,212 @@ out_ctrl:
 
 /* ---------------------------------------------------------------------- */
 /* single raw commands for the shell tests */
+
+/* ---------------------------------------------------------------------- */
+/* race modes: several processes, or a server's death, at the worst time */
+
+#define ID_RACE		940
+#define ID_RACE_RO	941
+
+/*
+ * One of four racers, for `iters' rounds:
+ * 0, 1: ADD_DEV then DEL_DEV of ID_RACE (ADD 0 or -EEXIST, DEL 0 or
+ *       -ENODEV): an ADD during the other's DEL must not find the id free
+ *       while /dev/ublkcN still exists.
+ * 2:    ADD_DEV of ID_RACE_RO from a read-only buffer (-EFAULT when the
+ *       info is written back).
+ * 3:    DEL_DEV of ID_RACE_RO: the failing ADD must never publish the
+ *       device, so always -ENODEV.
+ * Returns the number of unexpected answers.
+ */
+static int race_adddel_child(int role, int iters)
+{
+	struct ublksrv_ctrl_dev_info *ro, info;
+	int i, ret, bad = 0, added = 0, seen = 0;
+	struct ctrl c;
+
+	if (ctrl_open(&c, true))
+		return 1;
+	ro = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ro == MAP_FAILED)
+		return 1;
+	info_init(ro, ID_RACE_RO, 1, 8, 65536, 0);
+	mprotect(ro, page_size, PROT_READ);
+
+	for (i = 0; i < iters; i++) {
+		switch (role) {
+		case 0:
+		case 1:
+			info_init(&info, ID_RACE, 1, 8, 65536, 0);
+			ret = add_dev(&c, &info);
+			if (ret == 0) {
+				added++;
+				ret = del_dev(&c, ID_RACE);
+				if (ret && ret != -ENODEV)
+					bad++;
+			} else if (ret != -EEXIST) {
+				bad++;
+			}
+			break;
+		case 2:
+			ret = add_dev(&c, ro);
+			bad += ret != -EFAULT;
+			break;
+		default:
+			ret = del_dev(&c, ID_RACE_RO);
+			bad += ret != -ENODEV;
+			break;
+		}
+		if (bad > seen) {
+			printf("FAIL - racer %d round %d: unexpected %d\n",
+			       role, i, ret);
+			seen = bad;
+		}
+	}
+	printf("racer %d: %d rounds, %d devices added, %d unexpected\n",
+	       role, iters, added, bad);
+	ctrl_close(&c);
+	return bad;
+}
+
+static int run_race_adddel(int iters)
+{
+	pid_t pids[4];
+	int i, status, failed = 0;
+	struct ctrl c;
+
+	for (i = 0; i < 4; i++) {
+		fflush(stdout);
+		pids[i] = fork();
+		if (pids[i] == 0)
+			_exit(race_adddel_child(i, iters) ? 1 : 0);
+	}
+	for (i = 0; i < 4; i++) {
+		status = reap(pids[i], 600000);
+		if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+			printf("FAIL - racer %d: status %d\n", i, status);
+			failed++;
+		}
+	}
+	if (!ctrl_open(&c, true)) {
+		expect_res(get_state(&c, ID_RACE), -ENODEV, "940 gone at the end");
+		expect_res(get_state(&c, ID_RACE_RO), -ENODEV,
+			   "941 never added");
+		ctrl_close(&c);
+	}
+	if (!failed)
+		printf("ok - %d rounds of 4 racers\n", iters);
+	return failed || nr_fail ? 1 : 0;
+}
+
+/* ADD_DEV + SET_PARAMS of ID_RACE, with or without recovery */
+static bool race_add(struct ctrl *c, __u64 flags)
+{
+	struct ublksrv_ctrl_dev_info info;
+	struct ublk_params p;
+
+	del_quietly(c, ID_RACE);
+	info_init(&info, ID_RACE, 1, IO_DEPTH, IO_MAX_IO, flags);
+	params_init(&p);
+	return expect_res(add_dev(c, &info), 0, "ADD_DEV 940") &&
+		expect_res(set_params(c, ID_RACE, &p), 0, "SET_PARAMS 940");
+}
+
+/* the device can be deleted at once, and is gone */
+static void race_del(struct ctrl *c, const char *when)
+{
+	long long t0 = now_ms();
+
+	expect_res(del_dev(c, ID_RACE), 0, "%s: DEL_DEV (%lld ms)", when,
+		   now_ms() - t0);
+	expect_res(get_state(c, ID_RACE), -ENODEV, "%s: 940 gone", when);
+}
+
+/*
+ * START_DEV sent by this process (not the server) while the server dies:
+ * (a) on its first request, the partition scan's read, (b) with half its
+ * tags fetched, START parked, (c) after fetching every tag, before START.
+ * START must answer without waiting for a dead server, the device end in
+ * a state the spec names, and DEL_DEV work at once.
+ */
+static int run_race_start(int iters)
+{
+	__u64 rec = UBLK_F_USER_RECOVERY;
+	int i, ret, status, want;
+	struct ctrl c;
+	pid_t srv;
+	__u64 ud;
+
+	if (!expect_res(ctrl_open(&c, true), 0, "open %s", CTRL_DEV))
+		return 1;
+	for (i = 0; i < iters; i++) {
+		__u64 flags = i & 1 ? 0 : rec;
+
+		/* (a) death during the partition scan */
+		if (!race_add(&c, flags))
+			break;
+		srv_die_on_io = true;
+		srv = spawn_server(ID_RACE, IO_DEPTH, IO_MAX_IO, -1, IO_DEPTH);
+		srv_die_on_io = false;
+		if (!expect_true(srv > 0, "spawn failed", "server for (a)"))
+			break;
+		expect_res(start_dev(&c, ID_RACE, srv, START_TIMEOUT_MS), 0,
+			   "(a) round %d: START_DEV from another process", i);
+		status = reap(srv, 10000);
+		expect_true(status >= 0 && WIFSIGNALED(status) &&
+			    WTERMSIG(status) == SIGKILL, "not killed by itself",
+			    "(a) round %d: the server died on the scan's read", i);
+		want = flags ? UBLK_S_DEV_QUIESCED : UBLK_S_DEV_DEAD;
+		expect_true(wait_state(&c, ID_RACE, want, 10000) >= 0,
+			    state_name(get_state(&c, ID_RACE)),
+			    "(a) round %d: %s after the death", i,
+			    state_name(want));
+		race_del(&c, "(a)");
+
+		/* (b) death with half the tags fetched, START parked */
+		if (!race_add(&c, flags))
+			break;
+		srv = spawn_server(ID_RACE, IO_DEPTH, IO_MAX_IO, -1,
+				   IO_DEPTH / 2);
+		if (!expect_true(srv > 0, "spawn failed", "server for (b)"))
+			break;
+		alarm_ms(CTRL_TIMEOUT_MS);
+		ud = ctrl_submit(&c, UBLK_CMD_START_DEV, ID_RACE, srv);
+		alarm_off();
+		expect_res(wait_udata(&c.ring, ud, 100), RES_TIMEOUT,
+			   "(b) round %d: START_DEV parked", i);
+		kill(srv, SIGKILL);
+		reap(srv, 10000);
+		if (ud)
+			expect_res(wait_udata(&c.ring, ud, 10000), -ENODEV,
+				   "(b) round %d: parked START_DEV fails when the server dies",
+				   i);
+		expect_res(get_state(&c, ID_RACE), UBLK_S_DEV_DEAD,
+			   "(b) round %d: DEAD", i);
+		race_del(&c, "(b)");
+
+		/* (c) death after every tag was fetched, before START */
+		if (!race_add(&c, flags))
+			break;
+		srv = spawn_server(ID_RACE, IO_DEPTH, IO_MAX_IO, -1, IO_DEPTH);
+		if (!expect_true(srv > 0, "spawn failed", "server for (c)"))
+			break;
+		kill(srv, SIGKILL);
+		reap(srv, 10000);
+		ret = start_dev(&c, ID_RACE, srv, START_TIMEOUT_MS);
+		expect_true(ret == 0 || ret == -ENODEV, "other",
+			    "(c) round %d: START_DEV after the death: %d", i,
+			    ret);
+		want = ret || !flags ? UBLK_S_DEV_DEAD : UBLK_S_DEV_QUIESCED;
+		expect_true(wait_state(&c, ID_RACE, want, 10000) >= 0,
+			    state_name(get_state(&c, ID_RACE)),
+			    "(c) round %d: %s", i, state_name(want));
+		race_del(&c, "(c)");
+	}
+	ctrl_close(&c);
+	return nr_fail ? 1 : 0;
+}
 
 static int parse_u32(const char *s, __u32 *v)
 {
@@ -2320,6 +2706,10 @@ int main(int argc, char *argv[])
 		print_usage();
 		return 0;
 	}
+	if (!strcmp(mode, "race-adddel"))
+		return run_race_adddel(argc > 2 ? atoi(argv[2]) : 200);
+	if (!strcmp(mode, "race-start"))
+		return run_race_start(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(mode, "ctrl"))
 		run_ctrl();
 	else if (!strcmp(mode, "io"))
