@@ -322,6 +322,15 @@ _ios_at_least()
 	[ "$now" -ge "$2" ]
 }
 
+# _inflight_at_least ID N: N or more requests of /dev/ublkbID in flight
+_inflight_at_least()
+{
+	local r w
+
+	read -r r w < "/sys/block/ublkb$1/inflight" 2>/dev/null || return 1
+	[ $((r + w)) -ge "$2" ]
+}
+
 # _wait_io_progress ID N [TIMEOUT_MS]: wait until N more I/Os completed
 _wait_io_progress()
 {
