@@ -10,6 +10,7 @@
 #   make demo / make bench      run tools/testing/ublk-vm/{demo,bench-guest}.sh in the VM
 #   make bench BENCH_QUICK=1    BENCH_* knobs reach the guest (tools/testing/ublk-vm/BENCH.md)
 #   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
+#   make soak [CYCLES=1000] [SEED=1]  crash/recover soak (test_soak_01.sh) in the VM
 #   make checkpatch / make sparse   style and static checks of the driver
 #
 # KDIR defaults to /usr/src/linux-headers-<abi>-amd64 of linux-headers-amd64.
@@ -45,6 +46,12 @@ bench:
 ab:
 	$(VM)/ab-run.sh $(BASE)
 
+CYCLES ?= 1000
+SEED ?= 1
+soak:
+	UBLK_VM_TIMEOUT=$$(( $(CYCLES) * 30 + 600 )) \
+		$(HARNESS) guest $(VM)/soak.sh $(CYCLES) $(SEED)
+
 checkpatch:
 	$(HARNESS) checkpatch
 
@@ -57,4 +64,4 @@ clean:
 	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
 		$(MAKE) -C tools/testing/selftests/ublk clean; fi
 
-.PHONY: all module selftests setup check demo bench ab checkpatch sparse clean
+.PHONY: all module selftests setup check demo bench ab soak checkpatch sparse clean
