@@ -198,8 +198,8 @@ struct ublk_device {
 	/* /dev/ublkcN; its refcount is the device's */
 	struct device		cdev_dev;
 	struct cdev		cdev;
-#define UB_STATE_OPEN		0
-	unsigned long		state_bits;
+	/* the one open file of /dev/ublkcN, if any; ub->lock */
+	struct file		*cdev_file;
 
 	struct mutex		ctrl_mutex;	/* see the top of the file */
 	struct mutex		lock;		/* see the top of the file */
@@ -449,57 +449,56 @@ static void ublk_unpark_exiting(struct ublk_device *ub)
 
 /* ---- data path ---- */
 
-static u32 ublk_req_flags(const struct request *rq)
-{
-	u32 flags = 0;
+/* what the server is told of a request: block layer bit -> uapi bit */
+static const struct {
+	blk_opf_t	req;
+	u32		ublk;
+} ublk_flag_map[] = {
+	{ REQ_FAILFAST_DEV,		UBLK_IO_F_FAILFAST_DEV },
+	{ REQ_FAILFAST_TRANSPORT,	UBLK_IO_F_FAILFAST_TRANSPORT },
+	{ REQ_FAILFAST_DRIVER,		UBLK_IO_F_FAILFAST_DRIVER },
+	{ REQ_META,			UBLK_IO_F_META },
+	{ REQ_FUA,			UBLK_IO_F_FUA },
+	{ REQ_NOUNMAP,			UBLK_IO_F_NOUNMAP },
+	{ REQ_SWAP,			UBLK_IO_F_SWAP },
+};
 
-	if (rq->cmd_flags & REQ_FAILFAST_DEV)
-		flags |= UBLK_IO_F_FAILFAST_DEV;
-	if (rq->cmd_flags & REQ_FAILFAST_TRANSPORT)
-		flags |= UBLK_IO_F_FAILFAST_TRANSPORT;
-	if (rq->cmd_flags & REQ_FAILFAST_DRIVER)
-		flags |= UBLK_IO_F_FAILFAST_DRIVER;
-	if (rq->cmd_flags & REQ_META)
-		flags |= UBLK_IO_F_META;
-	if (rq->cmd_flags & REQ_FUA)
-		flags |= UBLK_IO_F_FUA;
-	if (rq->cmd_flags & REQ_NOUNMAP)
-		flags |= UBLK_IO_F_NOUNMAP;
-	if (rq->cmd_flags & REQ_SWAP)
-		flags |= UBLK_IO_F_SWAP;
-	return flags;
-}
+/* the operations a server serves: block layer op -> UBLK_IO_OP_* */
+static const struct {
+	enum req_op	req;
+	u8		ublk;
+} ublk_op_map[] = {
+	{ REQ_OP_READ,		UBLK_IO_OP_READ },
+	{ REQ_OP_WRITE,		UBLK_IO_OP_WRITE },
+	{ REQ_OP_FLUSH,		UBLK_IO_OP_FLUSH },
+	{ REQ_OP_DISCARD,	UBLK_IO_OP_DISCARD },
+	{ REQ_OP_WRITE_ZEROES,	UBLK_IO_OP_WRITE_ZEROES },
+};
 
-/* Describe @rq in its slot's descriptor; the server reads it later. */
-static blk_status_t ublk_setup_iod(struct ublk_queue *ubq, struct request *rq)
+/*
+ * Describe @rq in its slot's descriptor, which the server reads once the
+ * request is handed over. False for an operation servers do not know.
+ */
+static bool ublk_describe_rq(struct ublk_queue *ubq, struct request *rq)
 {
 	struct ublksrv_io_desc *iod = ublk_get_iod(ubq, rq->tag);
-	u32 op;
+	unsigned int i;
+	u32 op_flags;
 
-	switch (req_op(rq)) {
-	case REQ_OP_READ:
-		op = UBLK_IO_OP_READ;
-		break;
-	case REQ_OP_WRITE:
-		op = UBLK_IO_OP_WRITE;
-		break;
-	case REQ_OP_FLUSH:
-		op = UBLK_IO_OP_FLUSH;
-		break;
-	case REQ_OP_DISCARD:
-		op = UBLK_IO_OP_DISCARD;
-		break;
-	case REQ_OP_WRITE_ZEROES:
-		op = UBLK_IO_OP_WRITE_ZEROES;
-		break;
-	default:
-		return BLK_STS_NOTSUPP;
-	}
+	for (i = 0; i < ARRAY_SIZE(ublk_op_map); i++)
+		if (ublk_op_map[i].req == req_op(rq))
+			break;
+	if (i == ARRAY_SIZE(ublk_op_map))
+		return false;
+	op_flags = ublk_op_map[i].ublk;
+	for (i = 0; i < ARRAY_SIZE(ublk_flag_map); i++)
+		if (rq->cmd_flags & ublk_flag_map[i].req)
+			op_flags |= ublk_flag_map[i].ublk;
 
-	iod->op_flags = op | ublk_req_flags(rq);
-	iod->nr_sectors = blk_rq_sectors(rq);
+	iod->op_flags = op_flags;
 	iod->start_sector = blk_rq_pos(rq);
-	return BLK_STS_OK;
+	iod->nr_sectors = blk_rq_sectors(rq);
+	return true;
 }
 
 /*
@@ -696,38 +695,32 @@ static blk_status_t ublk_queue_rq(struct blk_mq_hw_ctx *hctx,
 {
 	struct ublk_queue *ubq = hctx->driver_data;
 	struct request *rq = bd->rq;
-	blk_status_t sts;
 
-	sts = ublk_setup_iod(ubq, rq);
-	if (unlikely(sts != BLK_STS_OK))
-		return sts;
-
+	/* no server will come: fail before anything is set up */
 	if (unlikely(READ_ONCE(ubq->fail_io)))
 		return BLK_STS_IOERR;
+	if (unlikely(!ublk_describe_rq(ubq, rq)))
+		return BLK_STS_NOTSUPP;
 
 	blk_mq_start_request(rq);
-
-	if (unlikely(ublk_queue_daemon_dying(ubq))) {
+	if (likely(!ublk_queue_daemon_dying(ubq)))
+		ublk_queue_to_daemon(ubq, rq);
+	else
 		ublk_abort_unsent_rq(ubq, rq);
-		return BLK_STS_OK;
-	}
-
-	ublk_queue_to_daemon(ubq, rq);
 	return BLK_STS_OK;
 }
 
-static int ublk_init_hctx(struct blk_mq_hw_ctx *hctx, void *driver_data,
+/* the tag set's driver_data is ub->queues: hardware queue i is ours i */
+static int ublk_init_hctx(struct blk_mq_hw_ctx *hctx, void *queues,
 			  unsigned int hctx_idx)
 {
-	struct ublk_device *ub = driver_data;
-
-	hctx->driver_data = ublk_get_queue(ub, hctx_idx);
+	hctx->driver_data = ((struct ublk_queue **)queues)[hctx_idx];
 	return 0;
 }
 
 static const struct blk_mq_ops ublk_mq_ops = {
-	.queue_rq	= ublk_queue_rq,
 	.init_hctx	= ublk_init_hctx,
+	.queue_rq	= ublk_queue_rq,
 };
 
 /* Complete @rq with the server's @res; runs in the daemon's context. */
@@ -925,60 +918,81 @@ static int ublk_ch_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags)
 
 /* ---- /dev/ublkcN file operations ---- */
 
+/*
+ * One server at a time: the first open owns /dev/ublkcN until its file is
+ * released (by then the server's io_uring, which holds the file through
+ * every command, is gone). START_USER_RECOVERY checks the same field.
+ */
 static int ublk_ch_open(struct inode *inode, struct file *filp)
 {
 	struct ublk_device *ub = container_of(inode->i_cdev,
 					      struct ublk_device, cdev);
+	int ret = 0;
 
-	if (test_and_set_bit(UB_STATE_OPEN, &ub->state_bits))
-		return -EBUSY;
+	mutex_lock(&ub->lock);
+	if (ub->cdev_file)
+		ret = -EBUSY;
+	else
+		ub->cdev_file = filp;
+	mutex_unlock(&ub->lock);
 	filp->private_data = ub;
-	return 0;
+	return ret;
 }
 
 static int ublk_ch_release(struct inode *inode, struct file *filp)
 {
 	struct ublk_device *ub = filp->private_data;
 
-	clear_bit(UB_STATE_OPEN, &ub->state_bits);
+	mutex_lock(&ub->lock);
+	if (ub->cdev_file == filp)
+		ub->cdev_file = NULL;
+	mutex_unlock(&ub->lock);
 	return 0;
 }
 
-/* Map one queue's descriptor array, read-only. */
-static int ublk_ch_mmap(struct file *filp, struct vm_area_struct *vma)
+/*
+ * The queue whose descriptors start at @vma's offset (one stride of
+ * UBLK_MAX_QUEUE_DEPTH descriptors per queue, 6.1 layout), if the mapping
+ * is read-only and no longer than its array.
+ */
+static struct ublk_queue *ublk_mmap_queue(struct ublk_device *ub,
+					  const struct vm_area_struct *vma)
 {
-	struct ublk_device *ub = filp->private_data;
-	unsigned long stride = ublk_max_cmd_buf_size() >> PAGE_SHIFT;
-	unsigned long pgoff = vma->vm_pgoff -
-			      (UBLKSRV_CMD_BUF_OFFSET >> PAGE_SHIFT);
-	unsigned long sz = vma->vm_end - vma->vm_start;
-	struct ublk_queue *ubq;
-	unsigned long q_id;
+	u64 off = ((u64)vma->vm_pgoff << PAGE_SHIFT) - UBLKSRV_CMD_BUF_OFFSET;
+	unsigned int nr = ub->dev_info.nr_hw_queues;
+	u32 rem;
+	u64 q;
 
 	if (vma->vm_flags & VM_WRITE)
-		return -EPERM;
-	q_id = pgoff / stride;
-	if (q_id >= ub->dev_info.nr_hw_queues || pgoff % stride)
-		return -EINVAL;
-	if (sz > ublk_queue_cmd_buf_size(ub))
-		return -EINVAL;
+		return ERR_PTR(-EPERM);
+	q = div_u64_rem(off, ublk_max_cmd_buf_size(), &rem);
+	if (rem || q >= nr ||
+	    vma->vm_end - vma->vm_start > ublk_queue_cmd_buf_size(ub))
+		return ERR_PTR(-EINVAL);
+	return ublk_get_queue(ub, array_index_nospec(q, nr));
+}
 
-	ubq = ublk_get_queue(ub, array_index_nospec(q_id,
-						    ub->dev_info.nr_hw_queues));
-	vma->vm_flags &= ~VM_MAYWRITE;
-	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+static int ublk_ch_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct ublk_queue *ubq = ublk_mmap_queue(filp->private_data, vma);
+
+	if (IS_ERR(ubq))
+		return PTR_ERR(ubq);
+	/* never writable later through mprotect(), never copied or dumped */
+	vma->vm_flags = (vma->vm_flags & ~VM_MAYWRITE) | VM_DONTEXPAND |
+			VM_DONTDUMP;
 	return remap_pfn_range(vma, vma->vm_start,
-			       virt_to_phys(ubq->io_desc) >> PAGE_SHIFT,
-			       sz, vma->vm_page_prot);
+			       PHYS_PFN(virt_to_phys(ubq->io_desc)),
+			       vma->vm_end - vma->vm_start, vma->vm_page_prot);
 }
 
 static const struct file_operations ublk_ch_fops = {
 	.owner		= THIS_MODULE,
 	.open		= ublk_ch_open,
+	.mmap		= ublk_ch_mmap,
+	.uring_cmd	= ublk_ch_uring_cmd,
 	.release	= ublk_ch_release,
 	.llseek		= no_llseek,
-	.uring_cmd	= ublk_ch_uring_cmd,
-	.mmap		= ublk_ch_mmap,
 };
 
 /* ---- abort, quiesce, teardown ---- */
@@ -1374,15 +1388,20 @@ static void ublk_cdev_rel(struct device *dev)
 	queue_work(ublk_wq, &ub->free_work);
 }
 
+/* One hardware queue per server queue, one tag per slot. */
 static int ublk_add_tag_set(struct ublk_device *ub)
 {
-	ub->tag_set.ops = &ublk_mq_ops;
-	ub->tag_set.nr_hw_queues = ub->dev_info.nr_hw_queues;
-	ub->tag_set.queue_depth = ub->dev_info.queue_depth;
-	ub->tag_set.numa_node = NUMA_NO_NODE;
-	ub->tag_set.cmd_size = sizeof(struct ublk_rq_data);
-	ub->tag_set.flags = BLK_MQ_F_SHOULD_MERGE;
-	ub->tag_set.driver_data = ub;
+	const struct ublksrv_ctrl_dev_info *info = &ub->dev_info;
+
+	ub->tag_set = (struct blk_mq_tag_set) {
+		.driver_data	= ub->queues,
+		.ops		= &ublk_mq_ops,
+		.flags		= BLK_MQ_F_SHOULD_MERGE,
+		.nr_hw_queues	= info->nr_hw_queues,
+		.queue_depth	= info->queue_depth,
+		.cmd_size	= sizeof(struct ublk_rq_data),
+		.numa_node	= NUMA_NO_NODE,
+	};
 	return blk_mq_alloc_tag_set(&ub->tag_set);
 }
 
@@ -1417,26 +1436,20 @@ static int ublk_validate_dev_info(struct ublksrv_ctrl_dev_info *info)
 static int ublk_add_chdev(struct ublk_device *ub)
 {
 	struct device *dev = &ub->cdev_dev;
-	int minor = ub->dev_info.dev_id;
 	int ret;
 
-	dev->parent = ublk_misc.this_device;
-	dev->devt = MKDEV(MAJOR(ublk_chr_devt), minor);
-	dev->class = ublk_chr_class;
-	dev->release = ublk_cdev_rel;
+	/* the minor is the device id: /dev/ublkcN and /dev/ublkbN match */
 	device_initialize(dev);
-
-	ret = dev_set_name(dev, "ublkc%d", minor);
-	if (ret)
-		goto fail;
-
+	dev->class = ublk_chr_class;
+	dev->parent = ublk_misc.this_device;
+	dev->release = ublk_cdev_rel;
+	dev->devt = ublk_chr_devt + ub->dev_info.dev_id;
 	cdev_init(&ub->cdev, &ublk_ch_fops);
-	ret = cdev_device_add(&ub->cdev, dev);
+
+	ret = dev_set_name(dev, "ublkc%u", ub->dev_info.dev_id) ?:
+		cdev_device_add(&ub->cdev, dev);
 	if (ret)
-		goto fail;
-	return 0;
-fail:
-	put_device(dev);
+		put_device(dev);
 	return ret;
 }
 
@@ -1477,39 +1490,51 @@ static const struct block_device_operations ublk_bd_ops = {
 	.free_disk	= ublk_bd_free_disk,
 };
 
-static void ublk_apply_params(struct ublk_device *ub, struct gendisk *disk)
+/* The queue limits and disk attributes of the BASIC parameters. */
+static void ublk_apply_basic(struct ublk_device *ub, struct gendisk *disk)
 {
 	const struct ublk_param_basic *p = &ub->params.basic;
-	const struct ublk_param_discard *d = &ub->params.discard;
+	u32 max_sectors = ub->dev_info.max_io_buf_bytes >> SECTOR_SHIFT;
 	struct request_queue *q = disk->queue;
+	bool rotational = p->attrs & UBLK_ATTR_ROTATIONAL;
 
 	blk_queue_logical_block_size(q, 1U << p->logical_bs_shift);
 	blk_queue_physical_block_size(q, 1U << p->physical_bs_shift);
 	blk_queue_io_min(q, 1U << p->io_min_shift);
 	if (p->io_opt_shift)
 		blk_queue_io_opt(q, 1U << p->io_opt_shift);
-	blk_queue_max_hw_sectors(q, min(p->max_sectors,
-					ub->dev_info.max_io_buf_bytes >> SECTOR_SHIFT));
+	/* a request never exceeds the server's buffer */
+	blk_queue_max_hw_sectors(q, min(max_sectors, p->max_sectors));
 	blk_queue_chunk_sectors(q, p->chunk_sectors);
 	if (p->virt_boundary_mask)
 		blk_queue_virt_boundary(q, p->virt_boundary_mask);
+
 	blk_queue_write_cache(q, p->attrs & UBLK_ATTR_VOLATILE_CACHE,
 			      p->attrs & UBLK_ATTR_FUA);
-	if (p->attrs & UBLK_ATTR_ROTATIONAL)
-		blk_queue_flag_clear(QUEUE_FLAG_NONROT, q);
-	else
-		blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
+	(rotational ? blk_queue_flag_clear : blk_queue_flag_set)
+		(QUEUE_FLAG_NONROT, q);
 	set_disk_ro(disk, p->attrs & UBLK_ATTR_READ_ONLY);
 	set_capacity(disk, p->dev_sectors);
+}
 
-	if (ub->params.types & UBLK_PARAM_TYPE_DISCARD) {
-		q->limits.discard_alignment = d->discard_alignment;
-		q->limits.discard_granularity = d->discard_granularity;
-		blk_queue_max_discard_sectors(q, d->max_discard_sectors);
-		blk_queue_max_write_zeroes_sectors(q,
-						   d->max_write_zeroes_sectors);
-		blk_queue_max_discard_segments(q, d->max_discard_segments);
-	}
+/* Discard and write-zeroes limits, if the server set DISCARD params. */
+static void ublk_apply_discard(struct ublk_device *ub, struct request_queue *q)
+{
+	const struct ublk_param_discard *p = &ub->params.discard;
+
+	if (!(ub->params.types & UBLK_PARAM_TYPE_DISCARD))
+		return;
+	blk_queue_max_discard_sectors(q, p->max_discard_sectors);
+	blk_queue_max_discard_segments(q, p->max_discard_segments);
+	blk_queue_max_write_zeroes_sectors(q, p->max_write_zeroes_sectors);
+	q->limits.discard_granularity = p->discard_granularity;
+	q->limits.discard_alignment = p->discard_alignment;
+}
+
+static void ublk_apply_params(struct ublk_device *ub, struct gendisk *disk)
+{
+	ublk_apply_basic(ub, disk);
+	ublk_apply_discard(ub, disk->queue);
 }
 
 /* the logical block size @p sets, or the default of 512 bytes */
@@ -1945,7 +1970,7 @@ static int ublk_ctrl_start_recovery(struct ublk_device *ub)
 	mutex_lock(&ub->lock);
 	ret = -EBUSY;
 	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED ||
-	    test_bit(UB_STATE_OPEN, &ub->state_bits))
+	    ub->cdev_file)
 		goto out_unlock;
 
 	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
@@ -2135,17 +2160,18 @@ static int ublk_ctrl_uring_cmd(struct io_uring_cmd *cmd,
 	return ret;
 }
 
+/* /dev/ublk-control: nothing but io_uring commands */
 static const struct file_operations ublk_ctl_fops = {
 	.owner		= THIS_MODULE,
-	.open		= nonseekable_open,
 	.uring_cmd	= ublk_ctrl_uring_cmd,
+	.open		= nonseekable_open,
 	.llseek		= noop_llseek,
 };
 
 static struct miscdevice ublk_misc = {
-	.minor		= MISC_DYNAMIC_MINOR,
 	.name		= "ublk-control",
 	.fops		= &ublk_ctl_fops,
+	.minor		= MISC_DYNAMIC_MINOR,
 };
 
 /* ---- module init and exit ---- */
@@ -2175,6 +2201,27 @@ static void ublk_unregister_exit_probe(void)
 	cancel_work_sync(&ublk_scan_work);
 }
 
+/* The char device region and class of every /dev/ublkcN. */
+static int ublk_chr_register(void)
+{
+	int ret;
+
+	ret = alloc_chrdev_region(&ublk_chr_devt, 0, UBLK_MINORS, "ublk-char");
+	if (ret)
+		return ret;
+	ublk_chr_class = class_create(THIS_MODULE, "ublk-char");
+	if (!IS_ERR(ublk_chr_class))
+		return 0;
+	unregister_chrdev_region(ublk_chr_devt, UBLK_MINORS);
+	return PTR_ERR(ublk_chr_class);
+}
+
+static void ublk_chr_unregister(void)
+{
+	class_destroy(ublk_chr_class);
+	unregister_chrdev_region(ublk_chr_devt, UBLK_MINORS);
+}
+
 static int __init ublk_init(void)
 {
 	int ret;
@@ -2194,28 +2241,22 @@ static int __init ublk_init(void)
 	ublk_wq = alloc_workqueue("ublk", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
 	if (!ublk_wq)
 		return -ENOMEM;
-	ret = ublk_register_exit_probe();
+	ret = ublk_chr_register();
 	if (ret)
 		goto destroy_wq;
-	ret = alloc_chrdev_region(&ublk_chr_devt, 0, UBLK_MINORS, "ublk-char");
+	ret = ublk_register_exit_probe();
 	if (ret)
-		goto unregister_probe;
-	ublk_chr_class = class_create(THIS_MODULE, "ublk-char");
-	if (IS_ERR(ublk_chr_class)) {
-		ret = PTR_ERR(ublk_chr_class);
-		goto free_chrdev_region;
-	}
+		goto unregister_chr;
+	/* last: from here on ADD_DEV can be sent */
 	ret = misc_register(&ublk_misc);
 	if (ret)
-		goto destroy_class;
+		goto unregister_probe;
 	return 0;
 
-destroy_class:
-	class_destroy(ublk_chr_class);
-free_chrdev_region:
-	unregister_chrdev_region(ublk_chr_devt, UBLK_MINORS);
 unregister_probe:
 	ublk_unregister_exit_probe();
+unregister_chr:
+	ublk_chr_unregister();
 destroy_wq:
 	destroy_workqueue(ublk_wq);
 	return ret;
@@ -2247,8 +2288,7 @@ static void __exit ublk_exit(void)
 
 	misc_deregister(&ublk_misc);
 	ublk_unregister_exit_probe();
-	class_destroy(ublk_chr_class);
-	unregister_chrdev_region(ublk_chr_devt, UBLK_MINORS);
+	ublk_chr_unregister();
 	idr_destroy(&ublk_index_idr);
 }
 
