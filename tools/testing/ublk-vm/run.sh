@@ -233,7 +233,7 @@ do_vm() {
 		-nodefaults -no-user-config -no-reboot \
 		-accel tcg -cpu "${UBLK_VM_CPU:-max}" -smp "${UBLK_VM_SMP:-2}" -m "${UBLK_VM_MEM:-4G}" \
 		-kernel "$kernel" -initrd "$run_tmp/initramfs.gz" \
-		-append "console=ttyS0,115200 panic=-1 printk.devkmsg=on log_buf_len=8M hung_task_panic=0 mitigations=off${UBLK_VM_APPEND:+ $UBLK_VM_APPEND}" \
+		-append "console=ttyS0,115200 panic=-1 printk.devkmsg=on log_buf_len=8M hung_task_panic=0 mitigations=off no_timer_check${UBLK_VM_APPEND:+ $UBLK_VM_APPEND}" \
 		-display none -monitor none -serial "file:$resdir/console.log" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$resdir,mount_tag=results,security_model=none,multidevs=remap" \
