@@ -770,11 +770,14 @@ static int ublk_io_fetch(struct ublk_queue *ubq, struct ublk_io *io,
 	if (!addr && !ublk_queue_need_get_data(ubq))
 		return -EINVAL;
 	/*
-	 * The daemon's death is seen by the exit probe, which looks only at
-	 * tasks with an io_uring context: an io-wq worker (IOSQE_ASYNC,
-	 * IOSQE_IO_DRAIN) has none, and an exiting task is past the probe.
+	 * The daemon's death must reach the exit probe. An io-wq worker
+	 * (IOSQE_ASYNC, IOSQE_IO_DRAIN) has no io_uring context, so the probe
+	 * ignores it; an SQPOLL thread, when its process dies, first waits
+	 * in io_uring's cancellation for the very commands it holds here and
+	 * never gets to exit; an exiting task is past the probe already.
 	 */
-	if (!current->io_uring || (current->flags & PF_EXITING))
+	if (!current->io_uring ||
+	    (current->flags & (PF_IO_WORKER | PF_EXITING)))
 		return -EINVAL;
 
 	mutex_lock(&ub->lock);

@@ -1779,7 +1779,8 @@ static void io_waiting_tag_cases(struct srv_queue *q, int nr_queues,
 
 /*
  * Before any daemon exists: a FETCH_REQ sent with IOSQE_ASYNC runs in an
- * io-wq worker, whose death the driver could not see: refused.
+ * io-wq worker, one on an SQPOLL ring in its kernel thread; the driver
+ * could not see either die: refused.
  */
 static void io_async_fetch_case(int cdev_fd)
 {
@@ -1797,6 +1798,16 @@ static void io_async_fetch_case(int cdev_fd)
 	io_uring_submit(&ring);
 	expect_res(wait_udata(&ring, 7, IO_TIMEOUT_MS), -EINVAL,
 		   "FETCH_REQ with IOSQE_ASYNC (an io-wq worker) before any daemon");
+	io_uring_queue_exit(&ring);
+
+	/* the SQPOLL thread of a dead process never exits: refused too */
+	if (!expect_res(io_uring_queue_init(4, &ring, IORING_SETUP_SQPOLL), 0,
+			"io_uring with SQPOLL"))
+		return;
+	queue_io_cmd(&ring, cdev_fd, UBLK_IO_FETCH_REQ, &cmd, 8);
+	io_uring_submit(&ring);
+	expect_res(wait_udata(&ring, 8, IO_TIMEOUT_MS), -EINVAL,
+		   "FETCH_REQ from an SQPOLL ring's thread before any daemon");
 	io_uring_queue_exit(&ring);
 }
 
