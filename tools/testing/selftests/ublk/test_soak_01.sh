@@ -28,7 +28,7 @@ _kill_recovering()
 {
 	local dev=$1 ms=$((RANDOM % 300)) rpid
 
-	_bg "$KUBLK" recover -n "$dev" --foreground
+	_bg "$KUBLK" recover -n "$dev" --foreground > "$UBLK_TMP/killed.log" 2>&1
 	rpid=$UBLK_LAST_PID
 	sleep "$(printf '0.%03d' "$ms")"
 	kill -9 "$rpid" 2>/dev/null
