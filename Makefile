@@ -11,6 +11,8 @@
 #   make bench BENCH_QUICK=1    BENCH_* knobs reach the guest (tools/testing/ublk-vm/BENCH.md)
 #   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
 #   make checkpatch / make sparse   style and static checks of the driver
+#   make fuzz OPS=N SEEDS="1 2"|1-20 [PROCS=P] [FUZZ_TIME=S] [WITHOUT=classes]
+#                        long ublk_fuzz campaign in the VM (test_fuzz_01's verdict)
 #
 # KDIR defaults to /usr/src/linux-headers-<abi>-amd64 of linux-headers-amd64.
 
@@ -45,6 +47,12 @@ bench:
 ab:
 	$(VM)/ab-run.sh $(BASE)
 
+OPS ?= 200000
+SEEDS ?= 1-5
+PROCS ?= 3
+fuzz:
+	$(HARNESS) guest $(VM)/fuzz-guest.sh '$(OPS)' '$(SEEDS)' '$(PROCS)' '$(FUZZ_TIME)' '$(WITHOUT)'
+
 checkpatch:
 	$(HARNESS) checkpatch
 
@@ -57,4 +65,4 @@ clean:
 	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
 		$(MAKE) -C tools/testing/selftests/ublk clean; fi
 
-.PHONY: all module selftests setup check demo bench ab checkpatch sparse clean
+.PHONY: all module selftests setup check demo bench ab fuzz checkpatch sparse clean
