@@ -653,7 +653,7 @@ static int ctrl_do(struct cring *c, struct rng *r, __u32 op,
 	int res;
 
 	res = ctrl_send(c, op, cmd, sqe_flags, timeout_ms);
-	logf_("%s[%s%s] id=%d q=%d len=%u addr=0x%llx d0=%lld d1=0x%llx%s%s = %s",
+	logf_("%s[%s%s] id=%d q=%d len=%u addr=0x%llx d0=%lld d1=0x%llx%s %s = %s",
 	      op_name(op, ob, sizeof(ob)), c->kind, c->sqe128 ? "" : ",sqe64",
 	      (int)cmd->dev_id, (short)cmd->queue_id, cmd->len,
 	      (unsigned long long)cmd->addr, (long long)cmd->data[0],
@@ -1145,7 +1145,7 @@ static void helper_main(struct rng *r, __u32 dev)
 	char path[64];
 	struct io_uring ring;
 	unsigned long long size = 0;
-	unsigned int qd = 1 + below(r, 16), inflight = 0, i;
+	unsigned int qd = 1 + below(r, 16), inflight = 0, i, errors = 0;
 	int fd, lifetime_ms = 200 + below(r, 3000);
 	long long end = now_ms() + lifetime_ms;
 	void *buf;
@@ -1166,7 +1166,7 @@ static void helper_main(struct rng *r, __u32 dev)
 		_exit(1);
 	memset(buf, 0x5a, qd * 131072);
 	logf_("blockio %s size %llu qd %u", path, size, qd);
-	if (one_in(r, 6)) {
+	if (one_in(r, 4)) {
 		unsigned long long range[2] = { 0, size < 1 << 20 ? size : 1 << 20 };
 		int ret = ioctl(fd, one_in(r, 2) ? BLKDISCARD : BLKZEROOUT, range);
 
@@ -1201,9 +1201,15 @@ static void helper_main(struct rng *r, __u32 dev)
 		}
 		io_uring_submit(&ring);
 		if (io_uring_wait_cqe_timeout(&ring, &cqe, &ts) == 0) {
+			int res = cqe->res;
+
 			atomic_fetch_add(&sh->ios, 1);
 			io_uring_cqe_seen(&ring, cqe);
 			inflight--;
+			if (res < 0 && ++errors % 64 == 1)
+				logf_("blockio error %d (%u so far)", res, errors);
+			if (res < 0)
+				sleep_ms(5);
 		}
 	}
 	_exit(0);
@@ -1357,6 +1363,30 @@ static void op_ctrl_random(struct worker *w)
 	cmd.addr = pick_addr(r, w->buf, len, &an);
 	cmd.data[0] = d0;
 	cmd.data[1] = one_in(r, 4) ? rnd(r) : 0;
+	if (nr == UBLK_CMD_ADD_DEV || nr == UBLK_CMD_SET_PARAMS) {
+		struct ublksrv_ctrl_dev_info *i = w->buf;
+		struct ublk_params *p = w->buf;
+		char *e = (char *)w->buf + 32768;
+
+		if (nr == UBLK_CMD_ADD_DEV)
+			snprintf(e, 256, "%s info(id=%d q=%u d=%u io=%u f=0x%llx)",
+				 an, (int)i->dev_id, i->nr_hw_queues,
+				 i->queue_depth, i->max_io_buf_bytes,
+				 (unsigned long long)i->flags);
+		else
+			snprintf(e, 256, "%s params(len=%u t=0x%x a=0x%x lbs=%u pbs=%u ms=%u cs=%u sec=%llu vbm=0x%llx dg=%u dms=%u wz=%u dseg=%u)",
+				 an, p->len, p->types, p->basic.attrs,
+				 p->basic.logical_bs_shift,
+				 p->basic.physical_bs_shift,
+				 p->basic.max_sectors, p->basic.chunk_sectors,
+				 (unsigned long long)p->basic.dev_sectors,
+				 (unsigned long long)p->basic.virt_boundary_mask,
+				 p->discard.discard_granularity,
+				 p->discard.max_discard_sectors,
+				 p->discard.max_write_zeroes_sectors,
+				 p->discard.max_discard_segments);
+		an = e;
+	}
 	res = ctrl_do(c, r, encode(r, nr, false), &cmd, sqe_flags(w), tmo, an);
 	ring_check(c, res);
 	if (nr == UBLK_CMD_ADD_DEV && res == 0 && cmd.addr == PTR(w->buf)) {
@@ -1368,12 +1398,17 @@ static void op_ctrl_random(struct worker *w)
 static int add_sane(struct worker *w, __u32 id, struct ublksrv_ctrl_dev_info *info)
 {
 	struct cring *c = worker_ring(w, false);
+	char extra[96];
 	int res;
 
 	random_info(&w->r, info, id, true);
+	snprintf(extra, sizeof(extra), " info(id=%d q=%u d=%u io=%u f=0x%llx)",
+		 (int)info->dev_id, info->nr_hw_queues, info->queue_depth,
+		 info->max_io_buf_bytes, (unsigned long long)info->flags);
 	res = wcmd(w, c, encode(&w->r, UBLK_CMD_ADD_DEV, true), id, NO_QUEUE,
-		   sizeof(*info), PTR(info), 0, 2000, NULL);
+		   sizeof(*info), PTR(info), 0, 2000, extra);
 	if (res == 0) {
+		logf_("ADD -> id %u", info->dev_id);
 		track_id(info->dev_id);
 		atomic_fetch_add(&sh->adds, 1);
 	}
@@ -1552,7 +1587,7 @@ static void worker_main(int idx, int gen)
 		logf_("cannot open %s: %s", CTRL_DEV, strerror(errno));
 		_exit(2);
 	}
-	logf_("worker start seed %llu", opt_seed);
+	logf_("worker start seed %llu pid %d", opt_seed, getpid());
 
 	while (!stopping()) {
 		unsigned int x = below(&w.r, 1000);
@@ -1598,6 +1633,7 @@ static void monitor_main(void)
 
 	set_who("M");
 	catch_alarm();
+	logf_("monitor pid %d", getpid());
 	fd = open(CTRL_DEV, O_RDWR);
 	if (fd < 0 || cring_init(&c, fd, 4, 0, true, "plain"))
 		_exit(2);
@@ -1659,6 +1695,7 @@ static void cleanup_main(void)
 
 	set_who("C");
 	catch_alarm();
+	logf_("clean-up pid %d", getpid());
 	fd = open(CTRL_DEV, O_RDWR);
 	if (fd < 0 || cring_init(&c, fd, 4, 0, true, "plain"))
 		_exit(2);
@@ -1919,6 +1956,7 @@ int main(int argc, char **argv)
 			logf_("kill -9 worker w%d.%d pid %d", i, gens[i],
 			      workers[i]);
 			kill(workers[i], SIGKILL);
+			atomic_fetch_add(&sh->kills, 1);
 			next_kill = now_ms() + 500 + below(&sr, 4000);
 		}
 		sleep_ms(20);
