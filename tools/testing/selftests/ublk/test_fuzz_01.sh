@@ -46,6 +46,26 @@ _ublk_ids()
 	done | sort -un
 }
 
+# _bounded SECS OUT CMD...: CMD's stdout into OUT; 124 if it has not ended
+# after SECS. Unlike timeout(1), never waits for a task stuck in the kernel.
+_bounded()
+{
+	local secs=$1 out=$2 pid end
+
+	shift 2
+	"$@" > "$out" 2>&1 &
+	pid=$!
+	end=$(($(_now_ms) + secs * 1000))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$(_now_ms)" -gt "$end" ]; then
+			kill -9 "$pid" 2>/dev/null
+			return 124
+		fi
+		sleep 0.1
+	done
+	wait "$pid"
+}
+
 # kernel log since MARKER
 _dmesg_since()
 {
@@ -81,8 +101,8 @@ for seed in $seeds; do
 	mark="ublk-fuzz: seed $seed start"
 	_kmsg "$mark"
 	log=$UBLK_TMP/fuzz-$seed.log
-	# the fuzzer ends itself: --time plus at most about 2 min of clean-up
-	timeout -k 5 $((secs + 150)) ./ublk_fuzz --seed "$seed" --ops "$ops" \
+	# the fuzzer ends itself: --time plus at most about 65 s of clean-up
+	timeout -k 5 $((secs + 90)) ./ublk_fuzz --seed "$seed" --ops "$ops" \
 		--procs "$procs" --time "$secs" --ids "$ids" --log "$log" \
 		${without:+--without "$without"} > "$UBLK_TMP/out-$seed.txt" 2>&1
 	rc=$?
@@ -105,9 +125,14 @@ for seed in $seeds; do
 	_check_no_hung_tasks || failed="${failed:+$failed; }tasks in D state"
 
 	for id in $(_ublk_ids); do
-		res=$(timeout 40 ./ublk_errno del "$id")
+		if ! _bounded 20 "$UBLK_TMP/del" ./ublk_errno del "$id"; then
+			failed="${failed:+$failed; }DEL_DEV of left-over device $id did not return in 20 s"
+			# the next DEL would wait for the same mutex
+			break
+		fi
+		res=$(cat "$UBLK_TMP/del")
 		if [ "$res" != 0 ] && [ "$res" != -19 ]; then
-			failed="${failed:+$failed; }DEL_DEV of left-over device $id: ${res:-timeout}"
+			failed="${failed:+$failed; }DEL_DEV of left-over device $id: $res"
 		elif ! _wait_until 5000 _dev_gone "$id"; then
 			failed="${failed:+$failed; }device $id still there after DEL_DEV"
 		fi
@@ -128,7 +153,8 @@ _log "$total commands in $((($(_now_ms) - t0) / 1000)) s over seeds: $seeds"
 
 # the module must go and come back (the harness loads it for later tests)
 if [ -d /sys/module/ublk_drv ]; then
-	timeout 60 rmmod ublk_drv || _fail "rmmod ublk_drv after the campaign"
+	_bounded 60 "$UBLK_TMP/rmmod" rmmod ublk_drv ||
+		_fail "rmmod ublk_drv after the campaign: $(cat "$UBLK_TMP/rmmod")"
 	modprobe ublk_drv || _fail "modprobe ublk_drv after rmmod"
 	_wait_until 5000 test -c /dev/ublk-control ||
 		_fail "/dev/ublk-control missing after modprobe"

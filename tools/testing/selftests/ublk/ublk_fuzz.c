@@ -1708,7 +1708,7 @@ static void cleanup_main(void)
 		struct ublksrv_ctrl_cmd cmd = { .dev_id = id,
 						.queue_id = NO_QUEUE };
 		char rb[32];
-		int res = ctrl_send(&c, UBLK_CMD_DEL_DEV, &cmd, 0, 20000);
+		int res = ctrl_send(&c, UBLK_CMD_DEL_DEV, &cmd, 0, 10000);
 
 		if (res != -ENODEV || !quiet)
 			logf_("DEL id=%u = %s", id, res_str(res, rb, sizeof(rb)));
@@ -1965,7 +1965,7 @@ int main(int argc, char **argv)
 
 	/* workers finish their command (bounded by its timeout) */
 	{
-		long long end = now_ms() + 25000;
+		long long end = now_ms() + 15000;
 		bool alive;
 
 		do {
@@ -1983,12 +1983,12 @@ int main(int argc, char **argv)
 		} while (alive && now_ms() < end);
 	}
 	kill_everything();
-	reap_all(5000, 0, NULL);
+	reap_all(3000, 0, NULL);
 
 	cleaner = start_proc(2, 0, 0);
-	if (reap_all(60000, cleaner, &cleanup_status))
+	if (reap_all(40000, cleaner, &cleanup_status))
 		kill_everything();
-	if (reap_all(15000, cleaner, &cleanup_status)) {
+	if (reap_all(5000, cleaner, &cleanup_status)) {
 		n = list_children(left, ARRAY_SIZE(left));
 		for (i = 0; i < n; i++)
 			report_stuck(left[i]);
