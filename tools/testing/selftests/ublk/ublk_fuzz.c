@@ -1415,10 +1415,37 @@ static int add_sane(struct worker *w, __u32 id, struct ublksrv_ctrl_dev_info *in
 	return res;
 }
 
+/*
+ * Parameters for a device that is going to start: sane ones, or in one
+ * case of three boundary values (the driver must refuse those the block
+ * layer cannot take), then sane ones if those were refused.
+ */
 static int setp_sane(struct worker *w, __u32 id)
 {
 	struct ublk_params *p = (struct ublk_params *)((char *)w->buf + 8192);
+	char extra[256];
+	int res;
 
+	if (one_in(&w->r, 3)) {
+		random_params(&w->r, p, false);
+		p->len = sizeof(*p);
+		p->types |= UBLK_PARAM_TYPE_BASIC;
+		snprintf(extra, sizeof(extra), " params(t=0x%x a=0x%x lbs=%u pbs=%u ms=%u cs=%u sec=%llu vbm=0x%llx dg=%u dms=%u wz=%u dseg=%u)",
+			 p->types, p->basic.attrs, p->basic.logical_bs_shift,
+			 p->basic.physical_bs_shift, p->basic.max_sectors,
+			 p->basic.chunk_sectors,
+			 (unsigned long long)p->basic.dev_sectors,
+			 (unsigned long long)p->basic.virt_boundary_mask,
+			 p->discard.discard_granularity,
+			 p->discard.max_discard_sectors,
+			 p->discard.max_write_zeroes_sectors,
+			 p->discard.max_discard_segments);
+		res = wcmd(w, worker_ring(w, false),
+			   encode(&w->r, UBLK_CMD_SET_PARAMS, true), id,
+			   NO_QUEUE, sizeof(*p), PTR(p), 0, 2000, extra);
+		if (res != -EINVAL)
+			return res;
+	}
 	random_params(&w->r, p, true);
 	return wcmd(w, worker_ring(w, false),
 		    encode(&w->r, UBLK_CMD_SET_PARAMS, true), id, NO_QUEUE,
