@@ -47,6 +47,7 @@
  * is stuck or a device could not be deleted; 2 usage or set-up error.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -96,6 +97,10 @@ static const char *const class_names[W_NR] = {
 	"threads", "scenario",
 };
 static bool without[W_NR];
+
+/* --repro: servers with fixed behaviour (no random death, no bad input) */
+static bool plain_server;
+static int plain_ring = -1;	/* ring set-up flags of plain servers */
 
 /* shared by every process of the campaign (MAP_SHARED) */
 struct shared {
@@ -877,13 +882,17 @@ static void *serve_queues(void *arg)
 	entries = 1;
 	while (entries < depth * (q1 - q0) && entries < 4096)
 		entries <<= 1;
-	ret = cring_init(&c, s->cfd, entries, pick_ring_flags(r, &kind),
-			 sqe128, kind);
+	if (plain_server) {
+		sqe128 = false;
+		kind = plain_ring ? "forced" : "plain";
+	}
+	ret = cring_init(&c, s->cfd, entries, plain_server ? (unsigned int)plain_ring :
+			 pick_ring_flags(r, &kind), sqe128, kind);
 	if (ret) {
 		logf_("server ring %s = %d", kind, ret);
 		return NULL;
 	}
-	async_all = !without[W_ASYNC] && one_in(r, 40);
+	async_all = !without[W_ASYNC] && !plain_server && one_in(r, 40);
 
 	for (q = q0; q < q1; q++) {
 		size_t len = (depth * sizeof(struct ublksrv_io_desc) +
@@ -908,12 +917,13 @@ static void *serve_queues(void *arg)
 
 			if (s->fetch_skip && one_in(r, s->fetch_skip))
 				continue;
-			if (one_in(r, 64))
+			if (!plain_server && one_in(r, 64))
 				addr = pick_addr(r, buf, maxio, &an);
 			if (io_queue_cmd(&c.ring, s->cfd,
 					 io_op(r, UBLK_IO_FETCH_REQ, encoded),
 					 q, t, 0, addr, async_all ||
-					 (!without[W_ASYNC] && one_in(r, 500)),
+					 (!without[W_ASYNC] && !plain_server &&
+					  one_in(r, 500)),
 					 sqe128) == 0)
 				outstanding++;
 			if (addr != PTR(buf))
@@ -975,7 +985,7 @@ static void *serve_queues(void *arg)
 				result = op == UBLK_IO_OP_READ ||
 					 op == UBLK_IO_OP_WRITE ?
 					 (int)iod->nr_sectors << 9 : 0;
-				if (one_in(r, 50))
+				if (!plain_server && one_in(r, 50))
 					result = PICK(r, ((const int[]){ -EIO,
 						-ENOSPC, 0, 1, 511, INT_MAX,
 						INT_MIN, result / 2 }));
@@ -1024,7 +1034,7 @@ static void server_main(struct rng *r, __u32 dev, int mode,
 	memset(&s, 0, sizeof(s));
 	s.r = *r;
 	s.dev = dev;
-	lifetime_ms = 300 + below(r, 4000);
+	lifetime_ms = plain_server ? 60000 : 300 + below(r, 4000);
 	s.deadline = now_ms() + lifetime_ms;
 	catch_alarm();
 
@@ -1049,7 +1059,7 @@ static void server_main(struct rng *r, __u32 dev, int mode,
 		logf_("open %s = -%s", path, strerrorname_np(errno));
 		_exit(0);
 	}
-	if (one_in(r, 6)) {
+	if (!plain_server && one_in(r, 6)) {
 		/* a fork that keeps /dev/ublkcN open for a while */
 		pid_t h = fork();
 
@@ -1060,16 +1070,17 @@ static void server_main(struct rng *r, __u32 dev, int mode,
 		}
 		logf_("holder %d keeps %s open", h, path);
 	}
-	if (one_in(r, 5))
+	if (!plain_server && one_in(r, 5))
 		s.fetch_skip = 1 + below(r, 16);
-	s.bogus = one_in(r, 8);
-	if (!without[W_KILL] && one_in(r, 3))
+	s.bogus = !plain_server && one_in(r, 8);
+	if (!plain_server && !without[W_KILL] && one_in(r, 3))
 		s.die_in = 1 + below(r, 64);
 
 	nq = s.info.nr_hw_queues;
 	if (nq > MAX_SRV_QUEUES)
 		nq = MAX_SRV_QUEUES;
-	threads = !without[W_THREADS] && nq >= 1 && one_in(r, 2);
+	threads = !without[W_THREADS] && !plain_server && nq >= 1 &&
+		  one_in(r, 2);
 	if (threads) {
 		for (q = 0; q < nq; q++) {
 			qcs[q] = (struct qctx){ .s = &s, .q = q };
@@ -1858,11 +1869,204 @@ static int list_children(pid_t *out, int max)
 	return n;
 }
 
+/* ---------------------------------------------------------------------- */
+/* --repro: the fuzzer's findings as fixed, minimal sequences */
+
+/* state, wchan and kernel stack of every thread of pid */
+static void show_tasks(pid_t pid)
+{
+	char path[320], buf[4096];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		FILE *f;
+		size_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid,
+			 de->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			n = fread(buf, 1, sizeof(buf) - 1, f);
+			buf[n] = 0;
+			fclose(f);
+			/* pid (comm) state */
+			printf("  task %.*s\n", (int)(strchr(buf, ')') ?
+			       strchr(buf, ')') - buf + 3 : 40), buf);
+		}
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stack", pid,
+			 de->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			n = fread(buf, 1, sizeof(buf) - 1, f);
+			buf[n] = 0;
+			fclose(f);
+			printf("%s", buf);
+		}
+	}
+	closedir(d);
+	fflush(stdout);
+}
+
+static int repro_dev(struct worker *w, __u64 flags, pid_t *srv)
+{
+	struct ublksrv_ctrl_dev_info *info = w->buf;
+	struct ublk_params *p = (struct ublk_params *)((char *)w->buf + 8192);
+	struct cring *c = &w->ctrl[0];
+	int res;
+
+	memset(info, 0, sizeof(*info));
+	info->dev_id = -1U;
+	info->nr_hw_queues = 1;
+	info->queue_depth = 4;
+	info->max_io_buf_bytes = 65536;
+	info->flags = flags;
+	res = wcmd(w, c, UBLK_CMD_ADD_DEV, -1U, NO_QUEUE, sizeof(*info),
+		   PTR(info), 0, 2000, " info(q=1 d=4)");
+	if (res)
+		return -1;
+	memset(p, 0, sizeof(*p));
+	p->len = sizeof(*p);
+	p->types = UBLK_PARAM_TYPE_BASIC;
+	p->basic.logical_bs_shift = 9;
+	p->basic.physical_bs_shift = 12;
+	p->basic.max_sectors = 128;
+	p->basic.dev_sectors = 1 << 15;
+	if (wcmd(w, c, UBLK_CMD_SET_PARAMS, info->dev_id, NO_QUEUE, sizeof(*p),
+		 PTR(p), 0, 2000, NULL))
+		return -1;
+	*srv = spawn_server(w, info->dev_id, 0);
+	sleep_ms(300);			/* every tag fetched */
+	return info->dev_id;
+}
+
+static int repro_state(struct worker *w, int id)
+{
+	struct ublksrv_ctrl_dev_info info;
+	int res = wcmd(w, &w->ctrl[0], UBLK_CMD_GET_DEV_INFO, id, NO_QUEUE,
+		       sizeof(info), PTR(&info), 0, 2000, NULL);
+
+	return res ? res : info.state;
+}
+
+/*
+ * sqpoll-stop: a server on an SQPOLL ring is SIGKILLed on a LIVE device
+ *	with recovery; the device should become QUIESCED, STOP should work.
+ * kill-del:	SIGKILL the server and DEL_DEV at once, block I/O running.
+ * dup-id:	two processes ADD_DEV and DEL_DEV id 0 in a loop.
+ * Each prints what happened; exit 1 when a command did not come back.
+ */
+static int repro_main(const char *name)
+{
+	struct worker w;
+	pid_t srv, other;
+	int id, res, i, st;
+
+	memset(&w, 0, sizeof(w));
+	set_who("R");
+	rng_init(&w.r, opt_seed, 99, 0);
+	catch_alarm();
+	w.buf = aligned_alloc(4096, 65536);
+	w.ctrl_fd = open(CTRL_DEV, O_RDWR);
+	if (!w.buf || w.ctrl_fd < 0 ||
+	    cring_init(&w.ctrl[0], w.ctrl_fd, 8, 0, true, "plain"))
+		return 2;
+	plain_server = true;
+
+	if (!strcmp(name, "dup-id")) {
+		other = fork();
+		if (other == 0) {
+			set_who("R2");
+			if (cring_init(&w.ctrl[0], w.ctrl_fd, 8, 0, true,
+				       "plain"))
+				_exit(2);
+		}
+		for (i = 0; i < 300; i++) {
+			struct ublksrv_ctrl_dev_info *info = w.buf;
+
+			memset(info, 0, sizeof(*info));
+			info->nr_hw_queues = 1;
+			info->queue_depth = 4;
+			info->max_io_buf_bytes = 65536;
+			wcmd(&w, &w.ctrl[0], UBLK_CMD_ADD_DEV, 0, NO_QUEUE,
+			     sizeof(*info), PTR(info), 0, 5000, NULL);
+			res = wcmd(&w, &w.ctrl[0], UBLK_CMD_DEL_DEV, 0,
+				   NO_QUEUE, 0, 0, 0, 5000, NULL);
+			if (res == RES_TIMEOUT)
+				_exit(1);
+		}
+		if (other == 0)
+			_exit(0);
+		waitpid(other, &st, 0);
+		printf("dup-id: 300 ADD/DEL pairs from 2 processes done; see the kernel log\n");
+		return 0;
+	}
+	if (!strcmp(name, "sqpoll-stop")) {
+		plain_ring = IORING_SETUP_SQPOLL;
+		id = repro_dev(&w, UBLK_F_USER_RECOVERY, &srv);
+		if (id < 0)
+			return 2;
+		res = wcmd(&w, &w.ctrl[0], UBLK_CMD_START_DEV, id, NO_QUEUE, 0,
+			   0, srv, 5000, NULL);
+		printf("sqpoll-stop: START = %d, state %d\n", res,
+		       repro_state(&w, id));
+		sleep_ms(200);
+		/* we must get the CPU to look at what the kill leads to */
+		{
+			struct sched_param sp = { .sched_priority = 50 };
+
+			sched_setscheduler(0, SCHED_FIFO, &sp);
+		}
+		kill(srv, SIGKILL);
+		logf_("kill -9 %d", srv);
+		sleep_ms(2000);
+		if (waitpid(srv, &st, WNOHANG) != srv) {
+			printf("sqpoll-stop: server %d has not exited 2 s after SIGKILL:\n",
+			       srv);
+			show_tasks(srv);
+		}
+		printf("sqpoll-stop: 2 s after kill -9 of the server: state %d (QUIESCED is %d)\n",
+		       repro_state(&w, id), UBLK_S_DEV_QUIESCED);
+		fflush(stdout);
+		res = wcmd(&w, &w.ctrl[0], UBLK_CMD_STOP_DEV, id, NO_QUEUE, 0,
+			   0, 0, 10000, NULL);
+		printf("sqpoll-stop: STOP = %d%s\n", res,
+		       res == RES_TIMEOUT ? " (TIMEOUT: stuck)" : "");
+		return res == RES_TIMEOUT ? 1 : 0;
+	}
+	if (!strcmp(name, "kill-del")) {
+		plain_ring = 0;
+		id = repro_dev(&w, 0, &srv);
+		if (id < 0)
+			return 2;
+		res = wcmd(&w, &w.ctrl[0], UBLK_CMD_START_DEV, id, NO_QUEUE, 0,
+			   0, srv, 5000, NULL);
+		printf("kill-del: START = %d\n", res);
+		spawn_helper(&w, id);
+		sleep_ms(300);
+		kill(srv, SIGKILL);
+		res = wcmd(&w, &w.ctrl[0], UBLK_CMD_DEL_DEV, id, NO_QUEUE, 0,
+			   0, 0, 10000, NULL);
+		printf("kill-del: DEL = %d%s\n", res,
+		       res == RES_TIMEOUT ? " (TIMEOUT: stuck)" : "");
+		return res == RES_TIMEOUT ? 1 : 0;
+	}
+	fprintf(stderr, "unknown repro %s\n", name);
+	return 2;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: ublk_fuzz --seed N --ops M [--procs P] [--time S] [--log FILE]\n"
 		"		 [--ids A-B] [--max-age S] [--without CLASS,...] [--quiet]\n"
+		"       ublk_fuzz --repro sqpoll-stop|kill-del|dup-id [--log FILE]\n"
 		"classes: kill selfkill async sqpoll defer blockio badaddr threads scenario\n");
 	exit(2);
 }
@@ -1891,6 +2095,7 @@ int main(int argc, char **argv)
 	pid_t workers[MAX_PROCS], monitor, cleaner, left[256];
 	struct rng sr;
 	long long next_kill;
+	const char *repro = NULL;
 	int n;
 
 	for (i = 1; i < argc; i++) {
@@ -1925,7 +2130,9 @@ int main(int argc, char **argv)
 				perror(v);
 				return 2;
 			}
-		} else if (!strcmp(a, "--without"))
+		} else if (!strcmp(a, "--repro"))
+			repro = v;
+		else if (!strcmp(a, "--without"))
 			parse_without(strdup(v));
 		else
 			usage();
@@ -1945,6 +2152,12 @@ int main(int argc, char **argv)
 	if (access(CTRL_DEV, R_OK | W_OK)) {
 		perror(CTRL_DEV);
 		return 2;
+	}
+	if (repro) {
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		opt_ops = LONG_MAX;
+		opt_time = 3600;
+		return repro_main(repro);
 	}
 	/* orphans of killed workers come to us, so we can reap them */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
