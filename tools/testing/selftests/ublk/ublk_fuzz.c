@@ -28,6 +28,9 @@
  *		threads	   one server thread per queue
  *		scenario   scripted add/params/serve/start/kill/recover/del runs
  *
+ *	ublk_fuzz --repro sqpoll-stop|kill-del|dup-id [--log FILE]
+ *		one finding as a fixed sequence (see repro_main())
+ *
  * Every worker, server and helper draws from its own generator, seeded from
  * --seed, its worker number and its generation (a worker killed and
  * restarted gets the next one): the command sequence of each process is
