@@ -657,9 +657,16 @@ static int ctrl_do(struct cring *c, struct rng *r, __u32 op,
 		   struct ublksrv_ctrl_cmd *cmd, unsigned int sqe_flags,
 		   int timeout_ms, const char *extra)
 {
+	unsigned int nr = op & 0xff;
 	char ob[32], rb[32];
 	int res;
 
+	/* commands that may never come back are also logged before */
+	if (nr == UBLK_CMD_DEL_DEV || nr == UBLK_CMD_STOP_DEV ||
+	    nr == UBLK_CMD_START_DEV || nr == UBLK_CMD_END_USER_RECOVERY ||
+	    nr == UBLK_CMD_START_USER_RECOVERY || nr == UBLK_CMD_ADD_DEV)
+		logf_("%s[%s] id=%d d0=%lld ...", op_name(op, ob, sizeof(ob)),
+		      c->kind, (int)cmd->dev_id, (long long)cmd->data[0]);
 	res = ctrl_send(c, op, cmd, sqe_flags, timeout_ms);
 	logf_("%s[%s%s] id=%d q=%d len=%u addr=0x%llx d0=%lld d1=0x%llx%s %s = %s",
 	      op_name(op, ob, sizeof(ob)), c->kind, c->sqe128 ? "" : ",sqe64",
