@@ -12,6 +12,8 @@
 #   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
 #   make soak [CYCLES=1000] [SEED=1]  crash/recover soak (test_soak_01.sh) in the VM
 #   make checkpatch / make sparse   style and static checks of the driver
+#   make fuzz OPS=N SEEDS="1 2"|1-20 [PROCS=P] [FUZZ_TIME=S] [WITHOUT=classes]
+#                        long ublk_fuzz campaign in the VM (test_fuzz_01's verdict)
 #
 # KDIR defaults to /usr/src/linux-headers-<abi>-amd64 of linux-headers-amd64.
 
@@ -52,6 +54,12 @@ soak:
 	UBLK_VM_TIMEOUT=$$(( $(CYCLES) * 30 + 600 )) \
 		$(HARNESS) guest $(VM)/soak.sh $(CYCLES) $(SEED)
 
+OPS ?= 200000
+SEEDS ?= 1-5
+PROCS ?= 3
+fuzz:
+	$(HARNESS) guest $(VM)/fuzz-guest.sh '$(OPS)' '$(SEEDS)' '$(PROCS)' '$(FUZZ_TIME)' '$(WITHOUT)'
+
 checkpatch:
 	$(HARNESS) checkpatch
 
@@ -64,4 +72,4 @@ clean:
 	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
 		$(MAKE) -C tools/testing/selftests/ublk clean; fi
 
-.PHONY: all module selftests setup check demo bench ab soak checkpatch sparse clean
+.PHONY: all module selftests setup check demo bench ab soak fuzz checkpatch sparse clean

@@ -4,8 +4,9 @@
 # Guest-side kselftest runner: guest-tests.sh TESTDIR RESDIR [PATTERN...]
 #
 # Loads ublk_drv (TAP item "module load"), runs every TESTDIR/test_*.sh but
-# test_common.sh in sorted order, or those matching a PATTERN (a glob, else a
-# substring of the name), then unloads the module ("module unload"). Prints
+# test_common.sh in sorted order, the fuzz group last, or those matching a
+# PATTERN (a glob, else a substring of the name), then unloads the module
+# ("module unload"). Prints
 # TAP on stdout and ends with "N passed, N failed[, N skipped]".
 #
 # Each test runs with cwd TESTDIR, UBLK_RESULTS=RESDIR/tests/NAME (its own
@@ -48,11 +49,19 @@ matches() {
 
 shopt -s nullglob
 tests=()
+last=()
 for name in "$testdir"/test_*.sh; do	# sorted: the guest's locale is C.UTF-8
 	name=${name##*/}
 	[ "$name" = test_common.sh ] && continue
-	matches "$name" && tests+=("$name")
+	matches "$name" || continue
+	# The fuzz campaign may wedge a buggy driver for good (tasks in D
+	# state abort every later test): it runs after the others.
+	case $name in
+	test_fuzz_*) last+=("$name") ;;
+	*) tests+=("$name") ;;
+	esac
 done
+tests+=("${last[@]}")
 
 if [ ${#tests[@]} -eq 0 ]; then
 	echo "# no test in $testdir matches: ${patterns[*]:-test_*.sh}"
