@@ -8,6 +8,8 @@
 # Environment:
 #	UBLK_RESULTS	where per-test scratch dirs go (default /tmp)
 #	KUBLK		the server binary (default ./kublk)
+#	UBLKSRV		a built ublksrv-1.0 folder (the compat tests' server;
+#			the VM harness sets it, without it they skip)
 
 UBLK_SKIP_CODE=4
 
@@ -356,6 +358,152 @@ _check_no_hung_tasks()
 }
 
 # ---------------------------------------------------------------------------
+# ublksrv (the compat tests): a third-party 6.1 server, driven as a black
+# box through its `ublk' command line, like fio
+
+UBLKSRV_USED=""
+
+# _require_ublksrv: $UBLKSRV/ublk must exist; without $UBLKSRV (a kernel
+# tree's kselftest run) the test skips, under the harness it is always set
+_require_ublksrv()
+{
+	_require_driver
+	[ -n "$UBLKSRV" ] ||
+		_skip "UBLKSRV is not set (a built ublksrv-1.0 folder; make check sets it)"
+	[ -x "$UBLKSRV/ublk" ] || _fail "UBLKSRV=$UBLKSRV has no built ublk"
+	UBLKSRV_USED=1
+}
+
+# _ublksrv ARGS...: ublksrv's ublk, bounded by `timeout'
+_ublksrv()
+{
+	timeout "${UBLKSRV_TIMEOUT:-60}" "$UBLKSRV/ublk" "$@"
+}
+
+# _ublksrv_add ARGS...: ublk add ARGS; echoes the id it printed. Use as
+#	dev=$(_ublksrv_add -t null -q 2) || _fail "ublk add"
+_ublksrv_add()
+{
+	local out id
+
+	out=$(_ublksrv add "$@" 2>&1) || {
+		echo "FAIL: ublk add $* failed (exit $?): $out" >&2
+		return 1
+	}
+	id=$(echo "$out" | sed -n 's/^dev id \([0-9][0-9]*\):.*/\1/p' | head -n 1)
+	if ! [[ "$id" =~ ^[0-9]+$ ]]; then
+		echo "FAIL: ublk add $* printed '$out', no id" >&2
+		return 1
+	fi
+	echo "$id"
+}
+
+# _ublksrv_field ID NAME: a "NAME value" field of `ublk list -n ID', e.g.
+# state, nr_hw_queues, queue_depth, flags; "daemon pid" gives the pid
+_ublksrv_field()
+{
+	_ublksrv list -n "$1" 2>/dev/null |
+		sed -n "s/.*[[:space:]]$2 \\([^[:space:]]*\\).*/\\1/p" | head -n 1
+}
+
+_ublksrv_state()
+{
+	_ublksrv_field "$1" state
+}
+
+_ublksrv_pid()
+{
+	_ublksrv_field "$1" pid
+}
+
+_ublksrv_state_is()
+{
+	[ "$(_ublksrv_state "$1")" = "$2" ]
+}
+
+# _ublksrv_wait_state ID STATE [TIMEOUT_MS]: poll `ublk list' until the
+# device is in STATE; on timeout say what it is in and fail
+_ublksrv_wait_state()
+{
+	_wait_until "${3:-10000}" _ublksrv_state_is "$1" "$2" && return 0
+	echo "FAIL: device $1 is '$(_ublksrv_state "$1")', not $2" >&2
+	return 1
+}
+
+# _ublksrv_del ID: ublk del, then the device must be gone
+_ublksrv_del()
+{
+	_ublksrv del -n "$1" || return 1
+	_wait_until 10000 _dev_gone "$1"
+}
+
+# _ublksrv_queue_tids PID: the daemon's threads but its main one, i.e. the
+# queue threads (ublk list's per-queue tid is ublksrv's own bookkeeping)
+_ublksrv_queue_tids()
+{
+	local t
+
+	for t in /proc/"$1"/task/*; do
+		t=${t##*/}
+		[ "$t" != "$1" ] && echo "$t"
+	done
+}
+
+# _ublksrv_sh_bash: several of ublksrv's test scripts need /bin/sh to be
+# bash. In the VM (the root is a tmpfs overlay over the host's) point it
+# there; never on a real root, where the test skips instead.
+_ublksrv_sh_bash()
+{
+	[ "$(readlink -f /bin/sh)" = "$(readlink -f /bin/bash)" ] && return 0
+	if [ -n "$UBLK_MODE" ] &&
+	   [ "$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)" = overlay ]; then
+		ln -sfn bash /bin/sh || _fail "cannot point the VM's /bin/sh at bash"
+		_log "VM overlay root: /bin/sh -> bash for ublksrv's scripts"
+		return 0
+	fi
+	_skip "ublksrv's test scripts need /bin/sh to be bash (it is $(readlink -f /bin/sh))"
+}
+
+# _ublksrv_suite GROUP/NNN [RUNTIME]: run one of ublksrv's own tests
+# (tests/run_test.sh GROUP/NNN RUNTIME TMPDIR) in its own session, so that
+# its scripts' kills (kill -9 of an empty pid, the whole group) stay inside,
+# under a timeout. run_test.sh exits 0 whatever happened, so the verdict is
+# what it printed: it fails on a timeout, on being killed, and on any line
+# that reports a failure, an error or an I/O error count. The output is
+# copied into this test's log.
+_ublksrv_suite()
+{
+	local t=$1 secs=${2:-1} limit=${UBLKSRV_SUITE_TIMEOUT:-240} out pid rc bad
+	local tmp need
+
+	_ublksrv_sh_bash
+	tmp=$UBLK_DATA/suite
+	mkdir -p "$tmp"
+	out=$UBLK_TMP/run_test.log
+	(cd "$UBLKSRV/tests" &&
+	 exec setsid timeout -k 10 "$limit" ./run_test.sh "$t" "$secs" "$tmp") \
+		> "$out" 2>&1 < /dev/null &
+	pid=$!
+	wait "$pid"
+	rc=$?
+	# what its session left behind (fio, ublk daemons), by its id
+	kill -9 -- "-$pid" 2>/dev/null
+	sed 's/^/| /' "$out"
+	case $rc in
+	0)	;;
+	124|137) _fail "ublksrv $t: timed out after $limit s (exit $rc)" ;;
+	*)	_fail "ublksrv $t: run_test.sh exit $rc" ;;
+	esac
+	grep -q "running $t" "$out" || _fail "ublksrv $t: run_test.sh did not run it"
+	bad=$(grep -Ei "${UBLKSRV_SUITE_BAD:-fail|error|err=[[:space:]]*[1-9]|timeout|timed out|killed|unknown|can.t|cannot|no such|not supported|invalid}" "$out")
+	[ -z "$bad" ] && { _log "ublksrv $t: ran clean"; return 0; }
+	# what this setup lacks on purpose: not a driver failure
+	need=$(grep -Eio 'zero.?copy|user.?copy|fail_io|qcow2|qemu-img|nbd' "$out" | head -n 1)
+	[ -n "$need" ] && _skip "ublksrv $t needs $need: $(echo "$bad" | head -n 1)"
+	_fail "ublksrv $t printed: $(echo "$bad" | head -n 3 | tr '\n' ' ')"
+}
+
+# ---------------------------------------------------------------------------
 # the kernel log since this test's marker
 
 _dmesg_since_start()
@@ -616,6 +764,13 @@ _cleanup_test()
 			done
 	fi
 
+	if [ -n "$UBLKSRV_USED" ] && [ -c /dev/ublk-control ]; then
+		_ublksrv list 2>/dev/null | sed -n 's/^dev id \([0-9]*\):.*/\1/p' |
+			while read -r id; do
+				_ublksrv del -n "$id" >/dev/null 2>&1 ||
+					echo "cleanup: ublk del -n $id failed" >&2
+			done
+	fi
 	if [ -x "$KUBLK" ] && [ -c /dev/ublk-control ]; then
 		timeout 60 "$KUBLK" del --all >/dev/null 2>&1 ||
 			echo "cleanup: kublk del --all failed" >&2
