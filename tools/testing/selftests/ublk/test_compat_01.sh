@@ -1,0 +1,39 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# ublksrv (a third-party 6.1 server) against our module, null target, 1 and
+# 2 queues: ublk add, ublk list shows the device LIVE with the queues and
+# depth asked for, fio randread and randwrite at depths 1 to 128 without an
+# error, ublk del removes it.
+
+# shellcheck source=test_common.sh
+. "$(dirname "$0")/test_common.sh"
+
+_prep_test compat_01
+_require_ublksrv
+_have_program fio
+
+for q in 1 2; do
+	dev=$(_ublksrv_add -t null -q "$q" -d 128) || _fail "ublk add -t null -q $q"
+	_ublksrv_wait_state "$dev" LIVE || _fail "ublk list: not LIVE"
+	[ "$(_ublksrv_field "$dev" nr_hw_queues)" = "$q" ] ||
+		_fail "ublk list: nr_hw_queues $(_ublksrv_field "$dev" nr_hw_queues), want $q"
+	[ "$(_ublksrv_field "$dev" queue_depth)" = 128 ] ||
+		_fail "ublk list: queue_depth $(_ublksrv_field "$dev" queue_depth), want 128"
+	for rw in randread randwrite; do
+		for qd in 1 16 128; do
+			_run_fio --name=compat --filename="/dev/ublkb$dev" --rw=$rw \
+				--bs=4k --direct=1 --ioengine=libaio --iodepth=$qd \
+				--numjobs="$q" --group_reporting --time_based --runtime=1 \
+				--output-format=json --output="$UBLK_TMP/fio.json" ||
+				_fail "fio $rw depth $qd on $q queue(s)"
+			errs=$(_fio_json_errors "$UBLK_TMP/fio.json") || _fail "fio output"
+			ios=$(_fio_json_ios "$UBLK_TMP/fio.json")
+			[ "$errs" = 0 ] && [ "$ios" -gt 0 ] ||
+				_fail "fio $rw depth $qd: $ios I/Os, $errs errors"
+			_log "queues=$q $rw depth $qd: $ios I/Os"
+		done
+	done
+	_ublksrv_del "$dev" || _fail "ublk del -n $dev"
+done
+exit 0
