@@ -437,15 +437,17 @@ _ublksrv_del()
 	_wait_until 10000 _dev_gone "$1"
 }
 
-# _ublksrv_queue_tids PID: the daemon's threads but its main one, i.e. the
-# queue threads (ublk list's per-queue tid is ublksrv's own bookkeeping)
+# _ublksrv_queue_tids PID: the daemon's user threads but its main one, i.e.
+# its queue threads: io_uring's workers (iou-wrk-*, iou-sqp-*) show in
+# /proc/PID/task too and are left out
 _ublksrv_queue_tids()
 {
-	local t
+	local t comm
 
 	for t in /proc/"$1"/task/*; do
+		comm=$(cat "$t/comm" 2>/dev/null) || continue
 		t=${t##*/}
-		[ "$t" != "$1" ] && echo "$t"
+		[ "$t" != "$1" ] && [[ $comm != iou-* ]] && echo "$t"
 	done
 }
 
@@ -468,13 +470,15 @@ _ublksrv_sh_bash()
 # (tests/run_test.sh GROUP/NNN RUNTIME TMPDIR) in its own session, so that
 # its scripts' kills (kill -9 of an empty pid, the whole group) stay inside,
 # under a timeout. run_test.sh exits 0 whatever happened, so the verdict is
-# what it printed: it fails on a timeout, on being killed, and on any line
-# that reports a failure, an error or an I/O error count. The output is
-# copied into this test's log.
+# what it printed and left: it fails on a timeout, on being killed, on a
+# line that reports a failure, an error or an I/O error count, on a task
+# left in D state and on a device left behind (its scripts delete theirs).
+# A failure that names zero copy, user copy, FAIL_IO, qcow2 or nbd (not
+# built or not run here) skips. The output is copied into this test's log.
 _ublksrv_suite()
 {
-	local t=$1 secs=${2:-1} limit=${UBLKSRV_SUITE_TIMEOUT:-240} out pid rc bad
-	local tmp need
+	local t=$1 secs=${2:-1} limit=${UBLKSRV_SUITE_TIMEOUT:-280} out pid rc bad
+	local tmp need left
 
 	_ublksrv_sh_bash
 	tmp=$UBLK_DATA/suite
@@ -491,10 +495,15 @@ _ublksrv_suite()
 	sed 's/^/| /' "$out"
 	case $rc in
 	0)	;;
-	124|137) _fail "ublksrv $t: timed out after $limit s (exit $rc)" ;;
+	124)	_fail "ublksrv $t: timed out after $limit s" ;;
+	137)	_fail "ublksrv $t: SIGKILLed (its own kill -9 of its group, or the timeout's)" ;;
 	*)	_fail "ublksrv $t: run_test.sh exit $rc" ;;
 	esac
 	grep -q "running $t" "$out" || _fail "ublksrv $t: run_test.sh did not run it"
+	_check_no_hung_tasks || _fail "ublksrv $t left a task in D state"
+	left=$(_ublksrv list 2>/dev/null | grep -E '^dev id|state')
+	[ -z "$left" ] ||
+		_fail "ublksrv $t left devices behind: $(echo "$left" | tr '\n\t' '  ')"
 	bad=$(grep -Ei "${UBLKSRV_SUITE_BAD:-fail|error|err=[[:space:]]*[1-9]|timeout|timed out|killed|unknown|can.t|cannot|no such|not supported|invalid}" "$out")
 	[ -z "$bad" ] && { _log "ublksrv $t: ran clean"; return 0; }
 	# what this setup lacks on purpose: not a driver failure
@@ -570,6 +579,25 @@ _fio_json_ios()
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(sum(j["read"]["total_ios"] + j["write"]["total_ios"] for j in d["jobs"]))' "$f.clean"
+	fi
+}
+
+# _fio_jobs FILE: one line per job of a json output: name, completed I/Os
+# (read + write), errors
+_fio_jobs()
+{
+	local f=$1
+
+	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
+	if command -v jq >/dev/null 2>&1; then
+		jq -r '.jobs[] | "\(.jobname) \(.read.total_ios + .write.total_ios) \((.total_err // 0) + (if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end))"' "$f.clean"
+	else
+		python3 -c '
+import json, sys
+for j in json.load(open(sys.argv[1]))["jobs"]:
+    t = j.get("total_err", 0)
+    print(j["jobname"], j["read"]["total_ios"] + j["write"]["total_ios"],
+          t if t else (1 if j.get("error", 0) else 0))' "$f.clean"
 	fi
 }
 
