@@ -25,20 +25,24 @@ for q in 1 2; do
 		_fail "ublk list: the loop target does not use direct I/O"
 	[ "$(blockdev --getsize64 "/dev/ublkb$dev")" = $((128 << 20)) ] ||
 		_fail "/dev/ublkb$dev is not the backing file's 128 MiB"
+	# one fio, one job after the other (starting fio is dear under TCG)
+	jobs=()
 	for rw in randread randwrite; do
 		for qd in 1 16 128; do
-			_run_fio --name=compat --filename="/dev/ublkb$dev" --rw=$rw \
-				--bs=4k --direct=1 --ioengine=libaio --iodepth=$qd \
-				--numjobs="$q" --group_reporting --time_based --runtime=1 \
-				--output-format=json --output="$UBLK_TMP/fio.json" ||
-				_fail "fio $rw depth $qd on $q queue(s)"
-			errs=$(_fio_json_errors "$UBLK_TMP/fio.json") || _fail "fio output"
-			ios=$(_fio_json_ios "$UBLK_TMP/fio.json")
-			[ "$errs" = 0 ] && [ "$ios" -gt 0 ] ||
-				_fail "fio $rw depth $qd: $ios I/Os, $errs errors"
-			_log "queues=$q $rw depth $qd: $ios I/Os"
+			jobs+=(--name="$rw-qd$qd" --rw=$rw --iodepth=$qd --stonewall)
 		done
 	done
+	json=$UBLK_TMP/fio-$q.json
+	_run_fio --filename="/dev/ublkb$dev" --bs=4k --direct=1 \
+		--ioengine=libaio --numjobs="$q" --time_based --runtime=1 \
+		--output-format=json --output="$json" "${jobs[@]}" ||
+		_fail "fio on $q queue(s) (exit $?)"
+	_fio_jobs "$json" > "$UBLK_TMP/jobs" || _fail "cannot parse $json"
+	[ "$(wc -l < "$UBLK_TMP/jobs")" = $((6 * q)) ] || _fail "fio ran $(wc -l < "$UBLK_TMP/jobs") jobs, want $((6 * q))"
+	while read -r job ios errs; do
+		_log "queues=$q $job: $ios I/Os, $errs errors"
+		[ "$errs" = 0 ] && [ "$ios" -gt 0 ] || _fail "fio $job: $ios I/Os, $errs errors"
+	done < "$UBLK_TMP/jobs"
 	_ublksrv_del "$dev" || _fail "ublk del -n $dev"
 done
 exit 0
