@@ -36,7 +36,7 @@
 #   UBLK_VM_SMP         guest CPUs (default 2)
 #   UBLK_VM_CPU         QEMU -cpu model and flags (default max)
 #   UBLK_VM_APPEND      more guest kernel parameters
-#   UBLK_VM_TIMEOUT     whole VM run limit in seconds (default 2400)
+#   UBLK_VM_TIMEOUT     whole VM run limit in seconds (default 3600)
 #   UBLK_VM_BOOT_TIMEOUT  seconds for the guest to come up (default 180)
 
 set -uo pipefail
@@ -225,7 +225,7 @@ write_guest_env() {
 # boot + run: QEMU in the background under a timeout; the guest's output
 # file is followed live. Sets vm_status (124: the host timeout hit).
 do_vm() {
-	local live=$1 vm_timeout=${UBLK_VM_TIMEOUT:-2400}
+	local live=$1 vm_timeout=${UBLK_VM_TIMEOUT:-3600}
 	local boot_timeout=${UBLK_VM_BOOT_TIMEOUT:-180} t0 up
 	local kernel=$image/boot/vmlinux-$kver
 
