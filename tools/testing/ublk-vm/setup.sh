@@ -31,7 +31,7 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio gzip xz-utils
 	util-linux procps coreutils e2fsprogs fio
 	perl sparse gnuplot-nox
-	autoconf automake libtool g++
+	autoconf automake libtool g++ gdb
 )
 
 # ublksrv, the third-party server of the compat tests (built from the peers
