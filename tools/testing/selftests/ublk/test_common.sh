@@ -477,7 +477,7 @@ _ublksrv_sh_bash()
 # built or not run here) skips. The output is copied into this test's log.
 _ublksrv_suite()
 {
-	local t=$1 secs=${2:-1} limit=${UBLKSRV_SUITE_TIMEOUT:-280} out pid rc bad
+	local t=$1 secs=${2:-1} limit=${UBLKSRV_SUITE_TIMEOUT:-450} out pid rc bad
 	local tmp need left
 
 	_ublksrv_sh_bash
