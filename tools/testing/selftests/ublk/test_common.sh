@@ -481,6 +481,10 @@ _ublksrv_suite()
 	local tmp need left
 
 	_ublksrv_sh_bash
+	# its loop perf tests run the kernel's loop driver beside ublk's for
+	# comparison (loop/003 printed empty device names without it)
+	[ -e /dev/loop-control ] || modprobe loop 2>/dev/null ||
+		_log "no kernel loop driver: ublksrv's losetup comparisons will fail"
 	tmp=$UBLK_DATA/suite
 	mkdir -p "$tmp"
 	out=$UBLK_TMP/run_test.log
