@@ -830,6 +830,11 @@ _cleanup_test()
 		fi
 	fi
 
+	# who holds the module: its refcount and the ublk files still open
+	if [ -e /sys/module/ublk_drv/refcnt ]; then
+		_log "ublk_drv refcnt $(cat /sys/module/ublk_drv/refcnt) after cleanup;" \
+			"open ublk files: $(ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -c '/dev/ublk')"
+	fi
 	case $status in
 	0) _log "PASS" ;;
 	"$UBLK_SKIP_CODE") _log "SKIP" ;;
