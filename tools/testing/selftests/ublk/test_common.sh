@@ -467,7 +467,8 @@ _ublksrv_sh_bash()
 }
 
 # _ublksrv_suite GROUP/NNN [RUNTIME]: run one of ublksrv's own tests
-# (tests/run_test.sh GROUP/NNN RUNTIME TMPDIR) in its own session, so that
+# (tests/run_test.sh GROUP/NNN RUNTIME TMPDIR; TMPDIR is $UBLKSRV_SUITE_TMP,
+# default a folder in tmpfs) in its own session, so that
 # its scripts' kills (kill -9 of an empty pid, the whole group) stay inside,
 # under a timeout. run_test.sh exits 0 whatever happened, so the verdict is
 # what it printed and left: it fails on a timeout, on being killed, on a
@@ -485,7 +486,7 @@ _ublksrv_suite()
 	# comparison (loop/003 printed empty device names without it)
 	[ -e /dev/loop-control ] || modprobe loop 2>/dev/null ||
 		_log "no kernel loop driver: ublksrv's losetup comparisons will fail"
-	tmp=$UBLK_DATA/suite
+	tmp=${UBLKSRV_SUITE_TMP:-$UBLK_DATA/suite}
 	mkdir -p "$tmp"
 	out=$UBLK_TMP/run_test.log
 	(cd "$UBLKSRV/tests" &&
