@@ -451,6 +451,17 @@ _ublksrv_queue_tids()
 	done
 }
 
+# _ublksrv_procs: pids of the running ublksrv programs (this build's)
+_ublksrv_procs()
+{
+	local p exe
+
+	for p in /proc/[0-9]*; do
+		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+		case "$exe" in "$UBLKSRV"/*) echo "${p#/proc/}" ;; esac
+	done | tr '\n' ' '
+}
+
 # _ublksrv_sh_bash: several of ublksrv's test scripts need /bin/sh to be
 # bash. In the VM (the root is a tmpfs overlay over the host's) point it
 # there; never on a real root, where the test skips instead.
@@ -497,6 +508,14 @@ _ublksrv_suite()
 	rc=$?
 	# what its session left behind (fio, ublk daemons), by its id
 	kill -9 -- "-$pid" 2>/dev/null
+	# ublksrv processes that left the session (daemons) and outlived the
+	# test: they hold /dev/ublk* open, hence the module (generic/005's
+	# failed qcow2 step left one, and rmmod ublk_drv then failed)
+	left=$(_ublksrv_procs)
+	if [ -n "$left" ]; then
+		_log "ublksrv processes left behind by $t, killed: $left"
+		kill -9 $left 2>/dev/null
+	fi
 	sed 's/^/| /' "$out"
 	case $rc in
 	0)	;;
