@@ -24,7 +24,9 @@
 #
 # Environment:
 #   KDIR                kernel headers (default: Debian's linux-headers-amd64)
-#   UBLK_VM_CACHE       cache of kernel image and checkpatch (/var/cache/ublk-vm)
+#   UBLK_VM_CACHE       cache of kernel image, checkpatch and the ublksrv
+#                       build (/var/cache/ublk-vm)
+#   UBLK_PEERS          folder of ublksrv's tarball (default ../shared/peers)
 #   UBLK_RESULTS_BASE   where results/<timestamp> go (default: <repo>/results)
 #   UBLK_TEST_DIR       run the test_*.sh of another folder (harness trials;
 #                       skips the selftests build)
@@ -34,7 +36,7 @@
 #   UBLK_VM_SMP         guest CPUs (default 2)
 #   UBLK_VM_CPU         QEMU -cpu model and flags (default max)
 #   UBLK_VM_APPEND      more guest kernel parameters
-#   UBLK_VM_TIMEOUT     whole VM run limit in seconds (default 2400)
+#   UBLK_VM_TIMEOUT     whole VM run limit in seconds (default 3600)
 #   UBLK_VM_BOOT_TIMEOUT  seconds for the guest to come up (default 180)
 
 set -uo pipefail
@@ -103,13 +105,15 @@ new_resdir() {
 
 rel() { echo "${1#"$REPO"/}"; }
 
-# deps: packages, kernel headers and the matching kernel image.
+# deps: packages, kernel headers, the matching kernel image and ublksrv
+# (the compat tests' third-party server, built once into the cache).
 do_deps() {
 	stage_start deps
 	"$SETUP" all || infra "setup failed (see above)"
 	kdir=$("$SETUP" kdir) || infra "no kernel headers"
 	kver=$("$SETUP" kver) || infra "no kernel release"
 	image=$("$SETUP" image) || infra "no kernel image for $kver"
+	ublksrv=$("$SETUP" ublksrv) || infra "no ublksrv build (see above)"
 	stage_done "$kver"
 }
 
@@ -207,12 +211,13 @@ write_guest_env() {
 	local UBLK_TEST_DIR=${UBLK_TEST_DIR:-$SELFTEST_DIR}
 	local UBLK_NO_MODULE=${UBLK_NO_MODULE:-}
 	local UBLK_SCRIPT=${guest_script:-} UBLK_KMSG_BAD=$KMSG_BAD
+	local UBLKSRV=$ublksrv
 	local -a UBLK_PATTERNS=("${patterns[@]}") UBLK_ARGS=("${guest_args[@]}")
 
 	export UBLK_REPO UBLK_RESDIR UBLK_KVER UBLK_MODTREE UBLK_MODE \
-		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD
+		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD UBLKSRV
 	declare -p UBLK_REPO UBLK_RESDIR UBLK_KVER UBLK_MODTREE UBLK_MODE \
-		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD \
+		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD UBLKSRV \
 		UBLK_PATTERNS UBLK_ARGS |
 		sed 's/^declare -\([a-zA-Z]*\) /declare -g\1 /'
 }
@@ -220,7 +225,7 @@ write_guest_env() {
 # boot + run: QEMU in the background under a timeout; the guest's output
 # file is followed live. Sets vm_status (124: the host timeout hit).
 do_vm() {
-	local live=$1 vm_timeout=${UBLK_VM_TIMEOUT:-2400}
+	local live=$1 vm_timeout=${UBLK_VM_TIMEOUT:-3600}
 	local boot_timeout=${UBLK_VM_BOOT_TIMEOUT:-180} t0 up
 	local kernel=$image/boot/vmlinux-$kver
 

@@ -11,9 +11,13 @@
 #   setup.sh kver      print the kernel release, e.g. 6.1.0-56-amd64
 #   setup.sh image     print the unpacked kernel image root (fetches it)
 #   setup.sh checkpatch  print the path of checkpatch.pl (fetches it)
+#   setup.sh ublksrv   print the directory of the built ublksrv (builds it
+#                      once from the peers tarball; exit 2 if that fails)
 #
 # Environment: UBLK_VM_CACHE (default /var/cache/ublk-vm), KDIR (a kernel
-# headers directory to use instead of Debian's linux-headers-amd64).
+# headers directory to use instead of Debian's linux-headers-amd64),
+# UBLK_PEERS (the folder with ublksrv's tarball; default ../shared/peers
+# beside the repository, or beside its main checkout for a git worktree).
 
 set -euo pipefail
 
@@ -27,7 +31,14 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio gzip xz-utils
 	util-linux procps coreutils e2fsprogs fio
 	perl sparse gnuplot-nox
+	autoconf automake libtool g++ gdb
 )
+
+# ublksrv, the third-party server of the compat tests (built from the peers
+# tarball, run as a black box): its autotools build needs these.
+UBLKSRV_PACKAGES=(autoconf automake libtool pkg-config g++ make liburing-dev)
+UBLKSRV_TARBALL=ublksrv-1.0-c7170a8.tar.gz
+UBLKSRV_SHA256=e078566048ac159a55abf3216a3b3400c23e1d627b33abb7d4b25eaf13321534
 
 log() { echo "setup: $*" >&2; }
 die() { echo "setup: error: $*" >&2; exit 1; }
@@ -224,12 +235,84 @@ ensure_checkpatch() {
 	echo "$dir/checkpatch.pl"
 }
 
+# The folder that holds the peers' tarballs: $UBLK_PEERS, else shared/peers
+# beside the repository (CI: a fresh clone with shared/ next to it), else
+# beside the main checkout when this is a git worktree.
+find_peers() {
+	local repo common d
+
+	if [ -n "${UBLK_PEERS:-}" ]; then
+		echo "$UBLK_PEERS"
+		return 0
+	fi
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd -P)
+	for d in "$repo/../shared/peers" \
+		 "$(common=$(git -C "$repo" rev-parse --path-format=absolute \
+			--git-common-dir 2>/dev/null) && echo "$common/../../shared/peers")"; do
+		[ -n "$d" ] && [ -f "$d/$UBLKSRV_TARBALL" ] &&
+			{ (cd "$d" && pwd -P); return 0; }
+	done
+	return 1
+}
+
+# Build ublksrv once into $CACHE/ublksrv/<sha256 prefix>/ublksrv-1.0 with its
+# own autotools (a .built stamp marks a finished build) and print that
+# folder. The tarball's sha256 must be the one the peers README gives. Any
+# failure exits 2: the compat tests cannot run, an infrastructure failure.
+ensure_ublksrv() {
+	local peers tarball dir src log t0 sum
+
+	dir=$CACHE/ublksrv/${UBLKSRV_SHA256:0:16}
+	src=$dir/ublksrv-1.0
+	if [ -f "$dir/.built" ] && [ -x "$src/ublk" ]; then
+		echo "$src"
+		return 0
+	fi
+	peers=$(find_peers) ||
+		{ echo "setup: error: no $UBLKSRV_TARBALL (set UBLK_PEERS to its folder)" >&2; exit 2; }
+	tarball=$peers/$UBLKSRV_TARBALL
+	[ -f "$tarball" ] ||
+		{ echo "setup: error: $tarball missing (set UBLK_PEERS)" >&2; exit 2; }
+	sum=$(sha256sum "$tarball" | cut -d' ' -f1)
+	[ "$sum" = "$UBLKSRV_SHA256" ] ||
+		{ echo "setup: error: $tarball: sha256 $sum, want $UBLKSRV_SHA256" >&2; exit 2; }
+	install_packages "${UBLKSRV_PACKAGES[@]}"
+	mkdir -p "$CACHE/ublksrv"
+	# Built in place (configure and libtool record the absolute path), so
+	# one build at a time; the .built stamp comes last.
+	exec 9> "$CACHE/ublksrv/.lock"
+	flock 9
+	if [ -f "$dir/.built" ] && [ -x "$src/ublk" ]; then
+		echo "$src"
+		return 0
+	fi
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	log=$dir/build.log
+	t0=$(date +%s)
+	log "building ublksrv from $tarball (log: $log)"
+	if ! (tar -xzf "$tarball" -C "$dir" && cd "$src" &&
+	      autoreconf -i && ./configure && make -j"$(nproc)") > "$log" 2>&1 ||
+	   ! [ -x "$src/ublk" ]; then
+		tail -n 40 "$log" | sed 's/^/  /' >&2
+		echo "setup: error: the ublksrv build failed (log: $log)" >&2
+		mv "$log" "$CACHE/ublksrv/failed-build.log" 2>/dev/null
+		rm -rf "$dir"
+		exit 2
+	fi
+	echo "$sum" > "$dir/.built"
+	log "ublksrv built in $(($(date +%s) - t0)) s"
+	exec 9>&-
+	echo "$src"
+}
+
 case "${1:-all}" in
-all)		setup_all ;;
+all)		setup_all; ensure_ublksrv > /dev/null ;;
 packages)	install_packages "${PACKAGES[@]}" ;;
 kdir)		find_kdir || die "no kernel headers found (run: make setup)" ;;
 kver)		kver ;;
 image)		ensure_image "$(kver)" || die "cannot fetch the kernel image" ;;
 checkpatch)	ensure_checkpatch ;;
-*)		die "usage: $0 [all|kdir|kver|image|checkpatch]" ;;
+ublksrv)	ensure_ublksrv ;;
+*)		die "usage: $0 [all|kdir|kver|image|checkpatch|ublksrv]" ;;
 esac

@@ -8,6 +8,8 @@
 # Environment:
 #	UBLK_RESULTS	where per-test scratch dirs go (default /tmp)
 #	KUBLK		the server binary (default ./kublk)
+#	UBLKSRV		a built ublksrv-1.0 folder (the compat tests' server;
+#			the VM harness sets it, without it they skip)
 
 UBLK_SKIP_CODE=4
 
@@ -365,6 +367,185 @@ _check_no_hung_tasks()
 }
 
 # ---------------------------------------------------------------------------
+# ublksrv (the compat tests): a third-party 6.1 server, driven as a black
+# box through its `ublk' command line, like fio
+
+UBLKSRV_USED=""
+
+# _require_ublksrv: $UBLKSRV/ublk must exist; without $UBLKSRV (a kernel
+# tree's kselftest run) the test skips, under the harness it is always set
+_require_ublksrv()
+{
+	_require_driver
+	[ -n "$UBLKSRV" ] ||
+		_skip "UBLKSRV is not set (a built ublksrv-1.0 folder; make check sets it)"
+	[ -x "$UBLKSRV/ublk" ] || _fail "UBLKSRV=$UBLKSRV has no built ublk"
+	UBLKSRV_USED=1
+}
+
+# _ublksrv ARGS...: ublksrv's ublk, bounded by `timeout'
+_ublksrv()
+{
+	timeout "${UBLKSRV_TIMEOUT:-60}" "$UBLKSRV/ublk" "$@"
+}
+
+# _ublksrv_add ARGS...: ublk add ARGS; echoes the id it printed. Use as
+#	dev=$(_ublksrv_add -t null -q 2) || _fail "ublk add"
+_ublksrv_add()
+{
+	local out id
+
+	out=$(_ublksrv add "$@" 2>&1) || {
+		echo "FAIL: ublk add $* failed (exit $?): $out" >&2
+		return 1
+	}
+	id=$(echo "$out" | sed -n 's/^dev id \([0-9][0-9]*\):.*/\1/p' | head -n 1)
+	if ! [[ "$id" =~ ^[0-9]+$ ]]; then
+		echo "FAIL: ublk add $* printed '$out', no id" >&2
+		return 1
+	fi
+	echo "$id"
+}
+
+# _ublksrv_field ID NAME: a "NAME value" field of `ublk list -n ID', e.g.
+# state, nr_hw_queues, queue_depth, flags; "daemon pid" gives the pid
+_ublksrv_field()
+{
+	_ublksrv list -n "$1" 2>/dev/null |
+		sed -n "s/.*[[:space:]]$2 \\([^[:space:]]*\\).*/\\1/p" | head -n 1
+}
+
+_ublksrv_state()
+{
+	_ublksrv_field "$1" state
+}
+
+_ublksrv_pid()
+{
+	_ublksrv_field "$1" pid
+}
+
+_ublksrv_state_is()
+{
+	[ "$(_ublksrv_state "$1")" = "$2" ]
+}
+
+# _ublksrv_wait_state ID STATE [TIMEOUT_MS]: poll `ublk list' until the
+# device is in STATE; on timeout say what it is in and fail
+_ublksrv_wait_state()
+{
+	_wait_until "${3:-10000}" _ublksrv_state_is "$1" "$2" && return 0
+	echo "FAIL: device $1 is '$(_ublksrv_state "$1")', not $2" >&2
+	return 1
+}
+
+# _ublksrv_del ID: ublk del, then the device must be gone
+_ublksrv_del()
+{
+	_ublksrv del -n "$1" || return 1
+	_wait_until 10000 _dev_gone "$1"
+}
+
+# _ublksrv_queue_tids PID: the daemon's user threads but its main one, i.e.
+# its queue threads: io_uring's workers (iou-wrk-*, iou-sqp-*) show in
+# /proc/PID/task too and are left out
+_ublksrv_queue_tids()
+{
+	local t comm
+
+	for t in /proc/"$1"/task/*; do
+		comm=$(cat "$t/comm" 2>/dev/null) || continue
+		t=${t##*/}
+		[ "$t" != "$1" ] && [[ $comm != iou-* ]] && echo "$t"
+	done
+}
+
+# _ublksrv_procs: pids of the running ublksrv programs (this build's)
+_ublksrv_procs()
+{
+	local p exe
+
+	for p in /proc/[0-9]*; do
+		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+		case "$exe" in "$UBLKSRV"/*) echo "${p#/proc/}" ;; esac
+	done | tr '\n' ' '
+}
+
+# _ublksrv_sh_bash: several of ublksrv's test scripts need /bin/sh to be
+# bash. In the VM (the root is a tmpfs overlay over the host's) point it
+# there; never on a real root, where the test skips instead.
+_ublksrv_sh_bash()
+{
+	[ "$(readlink -f /bin/sh)" = "$(readlink -f /bin/bash)" ] && return 0
+	if [ -n "$UBLK_MODE" ] &&
+	   [ "$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)" = overlay ]; then
+		ln -sfn bash /bin/sh || _fail "cannot point the VM's /bin/sh at bash"
+		_log "VM overlay root: /bin/sh -> bash for ublksrv's scripts"
+		return 0
+	fi
+	_skip "ublksrv's test scripts need /bin/sh to be bash (it is $(readlink -f /bin/sh))"
+}
+
+# _ublksrv_suite GROUP/NNN [RUNTIME]: run one of ublksrv's own tests
+# (tests/run_test.sh GROUP/NNN RUNTIME TMPDIR; TMPDIR is $UBLKSRV_SUITE_TMP,
+# default a folder in tmpfs) in its own session, so that
+# its scripts' kills (kill -9 of an empty pid, the whole group) stay inside,
+# under a timeout. run_test.sh exits 0 whatever happened, so the verdict is
+# what it printed and left: it fails on a timeout, on being killed, on a
+# line that reports a failure, an error or an I/O error count, on a task
+# left in D state and on a device left behind (its scripts delete theirs).
+# A failure that names zero copy, user copy, FAIL_IO, qcow2 or nbd (not
+# built or not run here) skips. The output is copied into this test's log.
+_ublksrv_suite()
+{
+	local t=$1 secs=${2:-1} limit=${UBLKSRV_SUITE_TIMEOUT:-450} out pid rc bad
+	local tmp need left
+
+	_ublksrv_sh_bash
+	# its loop perf tests run the kernel's loop driver beside ublk's for
+	# comparison (loop/003 printed empty device names without it)
+	[ -e /dev/loop-control ] || modprobe loop 2>/dev/null ||
+		_log "no kernel loop driver: ublksrv's losetup comparisons will fail"
+	tmp=${UBLKSRV_SUITE_TMP:-$UBLK_DATA/suite}
+	mkdir -p "$tmp"
+	out=$UBLK_TMP/run_test.log
+	(cd "$UBLKSRV/tests" &&
+	 exec setsid timeout -k 10 "$limit" ./run_test.sh "$t" "$secs" "$tmp") \
+		> "$out" 2>&1 < /dev/null &
+	pid=$!
+	wait "$pid"
+	rc=$?
+	# what its session left behind (fio, ublk daemons), by its id
+	kill -9 -- "-$pid" 2>/dev/null
+	# ublksrv processes that left the session (daemons) and outlived the
+	# test: they hold /dev/ublk* open, hence the module (generic/005's
+	# failed qcow2 step left one, and rmmod ublk_drv then failed)
+	left=$(_ublksrv_procs)
+	if [ -n "$left" ]; then
+		_log "ublksrv processes left behind by $t, killed: $left"
+		kill -9 $left 2>/dev/null
+	fi
+	sed 's/^/| /' "$out"
+	case $rc in
+	0)	;;
+	124)	_fail "ublksrv $t: timed out after $limit s" ;;
+	137)	_fail "ublksrv $t: SIGKILLed (its own kill -9 of its group, or the timeout's)" ;;
+	*)	_fail "ublksrv $t: run_test.sh exit $rc" ;;
+	esac
+	grep -q "running $t" "$out" || _fail "ublksrv $t: run_test.sh did not run it"
+	_check_no_hung_tasks || _fail "ublksrv $t left a task in D state"
+	left=$(_ublksrv list 2>/dev/null | grep -E '^dev id|state')
+	[ -z "$left" ] ||
+		_fail "ublksrv $t left devices behind: $(echo "$left" | tr '\n\t' '  ')"
+	bad=$(grep -Ei "${UBLKSRV_SUITE_BAD:-fail|error|err=[[:space:]]*[1-9]|timeout|timed out|killed|unknown|can.t|cannot|no such|not supported|invalid}" "$out")
+	[ -z "$bad" ] && { _log "ublksrv $t: ran clean"; return 0; }
+	# what this setup lacks on purpose: not a driver failure
+	need=$(grep -Eio 'zero.?copy|user.?copy|fail_io|qcow2|qemu-img|nbd' "$out" | head -n 1)
+	[ -n "$need" ] && _skip "ublksrv $t needs $need: $(echo "$bad" | head -n 1)"
+	_fail "ublksrv $t printed: $(echo "$bad" | head -n 3 | tr '\n' ' ')"
+}
+
+# ---------------------------------------------------------------------------
 # the kernel log since this test's marker
 
 _dmesg_since_start()
@@ -431,6 +612,25 @@ _fio_json_ios()
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(sum(j["read"]["total_ios"] + j["write"]["total_ios"] for j in d["jobs"]))' "$f.clean"
+	fi
+}
+
+# _fio_jobs FILE: one line per job of a json output: name, completed I/Os
+# (read + write), errors
+_fio_jobs()
+{
+	local f=$1
+
+	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
+	if command -v jq >/dev/null 2>&1; then
+		jq -r '.jobs[] | "\(.jobname) \(.read.total_ios + .write.total_ios) \((.total_err // 0) + (if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end))"' "$f.clean"
+	else
+		python3 -c '
+import json, sys
+for j in json.load(open(sys.argv[1]))["jobs"]:
+    t = j.get("total_err", 0)
+    print(j["jobname"], j["read"]["total_ios"] + j["write"]["total_ios"],
+          t if t else (1 if j.get("error", 0) else 0))' "$f.clean"
 	fi
 }
 
@@ -625,6 +825,13 @@ _cleanup_test()
 			done
 	fi
 
+	if [ -n "$UBLKSRV_USED" ] && [ -c /dev/ublk-control ]; then
+		_ublksrv list 2>/dev/null | sed -n 's/^dev id \([0-9]*\):.*/\1/p' |
+			while read -r id; do
+				_ublksrv del -n "$id" >/dev/null 2>&1 ||
+					echo "cleanup: ublk del -n $id failed" >&2
+			done
+	fi
 	if [ -x "$KUBLK" ] && [ -c /dev/ublk-control ]; then
 		timeout 60 "$KUBLK" del --all >/dev/null 2>&1 ||
 			echo "cleanup: kublk del --all failed" >&2
@@ -652,6 +859,11 @@ _cleanup_test()
 		fi
 	fi
 
+	# who holds the module: its refcount and the ublk files still open
+	if [ -e /sys/module/ublk_drv/refcnt ]; then
+		_log "ublk_drv refcnt $(cat /sys/module/ublk_drv/refcnt) after cleanup;" \
+			"open ublk files: $(ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -c '/dev/ublk')"
+	fi
 	case $status in
 	0) _log "PASS" ;;
 	"$UBLK_SKIP_CODE") _log "SKIP" ;;
