@@ -17,7 +17,9 @@
 #
 # Environment (from run.sh): UBLK_KMSG_BAD (the kernel log regex),
 # UBLK_NO_MODULE=1 (run without ublk_drv, harness trials), UBLK_REPO (to
-# print paths relative to it).
+# print paths relative to it), UBLK_TIMEOUT_SCALE (factor for the per-test
+# timeout and the module items' limits; test_common.sh scales its waits by
+# it too).
 
 testdir=$1
 resdir=$2
@@ -29,11 +31,14 @@ MARK='ublk-selftest:'
 
 rel() { echo "${1#"${UBLK_REPO:-/}"/}"; }
 
+scale=${UBLK_TIMEOUT_SCALE:-1}
+export UBLK_TIMEOUT_SCALE=$scale
 timeout_secs=300
 if [ -f "$testdir/settings" ]; then
 	t=$(sed -n 's/^timeout=\([0-9][0-9]*\)$/\1/p' "$testdir/settings" | tail -n1)
 	[ -n "$t" ] && timeout_secs=$t
 fi
+timeout_secs=$((timeout_secs * scale))
 
 matches() {
 	local name=$1 p
@@ -189,7 +194,7 @@ if [ -n "${UBLK_NO_MODULE:-}" ]; then
 	report skip "$name" "UBLK_NO_MODULE set"
 else
 	kmsg "start $name"
-	run_timed 60 "$resdir/modprobe.log" modprobe ublk_drv
+	run_timed $((60 * scale)) "$resdir/modprobe.log" modprobe ublk_drv
 	if [ "$rc" -ne 0 ]; then
 		module_err="modprobe ublk_drv: $why"
 	elif [ ! -e /dev/ublk-control ]; then
@@ -262,7 +267,7 @@ elif [ ! -d /sys/module/ublk_drv ]; then
 	echo "#   note: ublk_drv was already unloaded"
 else
 	kmsg "start $name"
-	run_timed 60 "$resdir/rmmod.log" rmmod ublk_drv
+	run_timed $((60 * scale)) "$resdir/rmmod.log" rmmod ublk_drv
 	[ -n "$why" ] && why="rmmod ublk_drv: $why"
 	kernel_out=$(kernel_clean "$name" "$resdir/dmesg-rmmod.log")
 	kernel_why $?

@@ -24,6 +24,7 @@
 #
 # Environment:
 #   KDIR                kernel headers (default: Debian's linux-headers-amd64)
+#   UBLK_TIMEOUT_SCALE  factor for every test timeout and wait (default 1)
 #   UBLK_VM_CACHE       cache of kernel image and checkpatch (/var/cache/ublk-vm)
 #   UBLK_RESULTS_BASE   where results/<timestamp> go (default: <repo>/results)
 #   UBLK_TEST_DIR       run the test_*.sh of another folder (harness trials;
@@ -47,6 +48,7 @@ export UBLK_VM_CACHE=$CACHE
 SELFTEST_DIR=$REPO/tools/testing/selftests/ublk
 # Kernel log lines that fail a test or a guest script (passed to the guest).
 KMSG_BAD='WARNING:|BUG:|Oops|blocked for more than|possible circular locking|lockdep|general protection|Call Trace'
+TIMEOUT_SCALE=${UBLK_TIMEOUT_SCALE:-1}
 MAKE=${MAKE:-make}
 
 say() { echo "ublk-vm: $*"; }
@@ -207,13 +209,15 @@ write_guest_env() {
 	local UBLK_TEST_DIR=${UBLK_TEST_DIR:-$SELFTEST_DIR}
 	local UBLK_NO_MODULE=${UBLK_NO_MODULE:-}
 	local UBLK_SCRIPT=${guest_script:-} UBLK_KMSG_BAD=$KMSG_BAD
+	local UBLK_TIMEOUT_SCALE=$TIMEOUT_SCALE
 	local -a UBLK_PATTERNS=("${patterns[@]}") UBLK_ARGS=("${guest_args[@]}")
 
 	export UBLK_REPO UBLK_RESDIR UBLK_KVER UBLK_MODTREE UBLK_MODE \
-		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD
+		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD \
+		UBLK_TIMEOUT_SCALE
 	declare -p UBLK_REPO UBLK_RESDIR UBLK_KVER UBLK_MODTREE UBLK_MODE \
 		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD \
-		UBLK_PATTERNS UBLK_ARGS |
+		UBLK_TIMEOUT_SCALE UBLK_PATTERNS UBLK_ARGS |
 		sed 's/^declare -\([a-zA-Z]*\) /declare -g\1 /'
 }
 
