@@ -7,6 +7,8 @@
 #   make setup           install packages, fetch the matching kernel image
 #   make check           setup, build, boot the VM, run every selftest
 #   make check T=recover        only tests whose name matches (glob or substring)
+#   make check KERNEL=debug     the same on the debug kernel (KASAN, lockdep,
+#                        KFENCE, kmemleak, ...), built once from linux-source-6.1
 #   make demo / make bench      run tools/testing/ublk-vm/{demo,bench-guest}.sh in the VM
 #   make bench BENCH_QUICK=1    BENCH_* knobs reach the guest (tools/testing/ublk-vm/BENCH.md)
 #   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
@@ -34,7 +36,7 @@ setup:
 	$(VM)/setup.sh
 
 check:
-	$(HARNESS) check $(foreach p,$(T) $(TESTS),'$(p)')
+	UBLK_KERNEL='$(KERNEL)' $(HARNESS) check $(foreach p,$(T) $(TESTS),'$(p)')
 
 demo:
 	$(HARNESS) guest $(VM)/demo.sh
