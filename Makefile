@@ -7,6 +7,10 @@
 #   make setup           install packages, fetch the matching kernel image
 #   make check           setup, build, boot the VM, run every selftest
 #   make check T=recover        only tests whose name matches (glob or substring)
+#   make check KERNEL=debug     the same on the debug kernel (KASAN, lockdep,
+#                        KFENCE, kmemleak, ...), built once from linux-source-6.1
+#   make check-debug     the debug kernel's CI lane: the tests of
+#                        tools/testing/ublk-vm/debug-lane.list
 #   make demo / make bench      run tools/testing/ublk-vm/{demo,bench-guest}.sh in the VM
 #   make bench BENCH_QUICK=1    BENCH_* knobs reach the guest (tools/testing/ublk-vm/BENCH.md)
 #   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
@@ -37,7 +41,10 @@ setup:
 	$(VM)/setup.sh
 
 check:
-	$(HARNESS) check $(foreach p,$(T) $(TESTS),'$(p)')
+	UBLK_KERNEL='$(KERNEL)' $(HARNESS) check $(foreach p,$(T) $(TESTS),'$(p)')
+
+check-debug:
+	UBLK_KERNEL=debug $(HARNESS) check $(shell sed 's/#.*//' $(VM)/debug-lane.list)
 
 demo:
 	$(HARNESS) guest $(VM)/demo.sh
@@ -72,4 +79,4 @@ clean:
 	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
 		$(MAKE) -C tools/testing/selftests/ublk clean; fi
 
-.PHONY: all module selftests setup check demo bench ab soak fuzz checkpatch sparse clean
+.PHONY: all module selftests setup check check-debug demo bench ab soak fuzz checkpatch sparse clean

@@ -14,11 +14,16 @@
 # the timeout of TESTDIR/settings (timeout=N, default 300 s). Exit 0 passes,
 # 4 skips, anything else fails. A test also fails when the kernel log since
 # its start marker has a WARNING, BUG, Oops, hung task, lockdep report,
-# general protection fault or call trace; so do the two module items.
+# general protection fault or call trace (on the debug kernel also KASAN,
+# KFENCE, UBSAN, lockdep, ...); so do the two module items. On a kernel with
+# kmemleak (UBLK_KERNEL=debug) a last item "kmemleak" scans for leaks and
+# fails on any unreferenced object allocated by ublk_drv.
 #
 # Environment (from run.sh): UBLK_KMSG_BAD (the kernel log regex),
 # UBLK_NO_MODULE=1 (run without ublk_drv, harness trials), UBLK_REPO (to
-# print paths relative to it).
+# print paths relative to it), UBLK_TIMEOUT_SCALE (factor for the per-test
+# timeout and the module items' limits; test_common.sh scales its waits by
+# it too), UBLK_KERNEL.
 
 testdir=$1
 resdir=$2
@@ -30,11 +35,16 @@ MARK='ublk-selftest:'
 
 rel() { echo "${1#"${UBLK_REPO:-/}"/}"; }
 
+scale=${UBLK_TIMEOUT_SCALE:-1}
+export UBLK_TIMEOUT_SCALE=$scale
 timeout_secs=300
 if [ -f "$testdir/settings" ]; then
 	t=$(sed -n 's/^timeout=\([0-9][0-9]*\)$/\1/p' "$testdir/settings" | tail -n1)
 	[ -n "$t" ] && timeout_secs=$t
 fi
+timeout_secs=$((timeout_secs * scale))
+kmemleak=
+[ "${UBLK_KERNEL:-}" = debug ] && kmemleak=1
 
 matches() {
 	local name=$1 p
@@ -70,13 +80,14 @@ if [ ${#tests[@]} -eq 0 ]; then
 fi
 
 # The host reads this to name tests the guest never reported (VM died).
-printf '%s\n' "module load" "${tests[@]}" "module unload" > "$resdir/tests.list"
+printf '%s\n' "module load" "${tests[@]}" "module unload" ${kmemleak:+kmemleak} \
+	> "$resdir/tests.list"
 
 n=0 passed=0 failed=0 skipped=0
 abort=		# set when a test left unkillable tasks behind
 
 echo "TAP version 13"
-echo "1..$(( ${#tests[@]} + 2 ))"
+echo "1..$(( ${#tests[@]} + 2 + ${kmemleak:-0} ))"
 
 kmsg() { echo "$MARK $*" > /dev/kmsg; }
 
@@ -198,7 +209,7 @@ if [ -n "${UBLK_NO_MODULE:-}" ]; then
 	report skip "$name" "UBLK_NO_MODULE set"
 else
 	kmsg "start $name"
-	run_timed 60 "$resdir/modprobe.log" modprobe ublk_drv
+	run_timed $((60 * scale)) "$resdir/modprobe.log" modprobe ublk_drv
 	if [ "$rc" -ne 0 ]; then
 		module_err="modprobe ublk_drv: $why"
 	elif [ ! -e /dev/ublk-control ]; then
@@ -271,7 +282,9 @@ elif [ ! -d /sys/module/ublk_drv ]; then
 	echo "#   note: ublk_drv was already unloaded"
 else
 	kmsg "start $name"
-	run_timed 60 "$resdir/rmmod.log" rmmod ublk_drv
+	mod_base=$(awk '$1 == "ublk_drv" { print $6 }' /proc/modules)
+	mod_size=$(awk '$1 == "ublk_drv" { print $2 }' /proc/modules)
+	run_timed $((60 * scale)) "$resdir/rmmod.log" rmmod ublk_drv
 	[ -n "$why" ] && why="rmmod ublk_drv: $why"
 	kernel_out=$(kernel_clean "$name" "$resdir/dmesg-rmmod.log")
 	kernel_why $?
@@ -284,6 +297,58 @@ else
 		echo "#   kernel log: $(rel "$resdir")/dmesg-rmmod.log"
 	fi
 	print_notes
+fi
+
+# kmemleak's records ("unreferenced object ..." up to the next one) whose
+# backtrace is in ublk_drv: by symbol while it is loaded, by the address
+# range it had once it is gone (kmemleak then prints bare addresses).
+ublk_leaks() {
+	local base=${mod_base:-0} size=${mod_size:-0} rec= line addr hit=
+	local re='\] 0x([0-9a-f]+)$'	# "[<hashed>] 0xADDR": no symbol
+
+	while IFS= read -r line; do
+		if [[ $line == "unreferenced object"* ]]; then
+			[ -n "$hit" ] && printf '%s' "$rec"
+			rec= hit=
+		fi
+		rec+="$line"$'\n'
+		[[ $line == *"[ublk_drv]"* || $line == *" ublk_"* ]] && hit=1
+		if [[ $line =~ $re ]] && [ "$size" -gt 0 ]; then
+			addr=$((16#${BASH_REMATCH[1]}))
+			[ "$addr" -ge $((base)) ] && [ "$addr" -lt $((base + size)) ] && hit=1
+		fi
+	done < "$1"
+	[ -n "$hit" ] && printf '%s' "$rec"
+}
+
+# kmemleak only reports objects older than 5 s and unreferenced in two
+# scans in a row: scan, wait, scan again.
+if [ -n "$kmemleak" ]; then
+	name=kmemleak
+	kml=/sys/kernel/debug/kmemleak
+	kmsg "start $name"
+	why=
+	if [ ! -e "$kml" ]; then
+		why="no $kml (debugfs not mounted or kmemleak not built in)"
+	elif ! { echo scan > "$kml" && sleep 6 && echo scan > "$kml"; } 2> "$resdir/kmemleak.err"; then
+		why="kmemleak scan failed: $(cat "$resdir/kmemleak.err")"
+		why+=" $(dmesg | grep -m1 'kmemleak:.*disabled')"
+	else
+		cat "$kml" > "$resdir/kmemleak.txt"
+		ublk_leaks "$resdir/kmemleak.txt" > "$resdir/kmemleak-ublk.txt"
+		[ -s "$resdir/kmemleak-ublk.txt" ] &&
+			why="$(grep -c '^unreferenced object' "$resdir/kmemleak-ublk.txt") leak(s) from ublk_drv"
+	fi
+	kmsg "end $name"
+	if [ -z "$why" ]; then
+		report ok "$name" ""
+	else
+		report fail "$name" "$why"
+		[ -s "$resdir/kmemleak-ublk.txt" ] &&
+			head -n 40 "$resdir/kmemleak-ublk.txt" | sed 's/^/#   | /'
+	fi
+	nleaks=$(grep -c '^unreferenced object' "$resdir/kmemleak.txt" 2>/dev/null)
+	echo "#   unreferenced objects in all: ${nleaks:-0} ($(rel "$resdir")/kmemleak.txt; ublk_drv's: kmemleak-ublk.txt)"
 fi
 
 summary="$passed passed, $failed failed"

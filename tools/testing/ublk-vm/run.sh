@@ -13,6 +13,12 @@
 #
 # PATTERN: a glob (test_loop_*.sh) or a substring (recover) of a test name.
 #
+# UBLK_KERNEL=debug (make check KERNEL=debug) boots the debug kernel instead
+# of Debian's image: debug-kernel.sh builds it from linux-source-6.1 with
+# debug.config (KASAN, lockdep, KFENCE, kmemleak, ...) once, then the cache
+# serves it; ublk_drv.ko is built against that tree, timeouts scale by
+# UBLK_TIMEOUT_SCALE and a kmemleak scan after the tests is one more item.
+#
 # Exit status: 0 all passed, 1 a test failed, 2 infrastructure failure
 # (setup, build, VM did not boot, runner wrote nothing).
 #
@@ -23,7 +29,11 @@
 # $UBLK_RESULTS; for guest scripts output.log and exit-status.
 #
 # Environment:
-#   KDIR                kernel headers (default: Debian's linux-headers-amd64)
+#   KDIR                kernel headers (default: Debian's linux-headers-amd64;
+#                       with UBLK_KERNEL=debug: the debug kernel's build tree)
+#   UBLK_KERNEL         stock (default) or debug
+#   UBLK_TIMEOUT_SCALE  factor for every test timeout and wait (default 1,
+#                       debug kernel 5)
 #   UBLK_VM_CACHE       cache of kernel image, checkpatch and the ublksrv
 #                       build (/var/cache/ublk-vm)
 #   UBLK_PEERS          folder of ublksrv's tarball (default ../shared/peers)
@@ -36,7 +46,8 @@
 #   UBLK_VM_SMP         guest CPUs (default 2)
 #   UBLK_VM_CPU         QEMU -cpu model and flags (default max)
 #   UBLK_VM_APPEND      more guest kernel parameters
-#   UBLK_VM_TIMEOUT     whole VM run limit in seconds (default 3600)
+#   UBLK_VM_TIMEOUT     whole VM run limit in seconds (default 3600, debug
+#                       kernel 4800)
 #   UBLK_VM_BOOT_TIMEOUT  seconds for the guest to come up (default 180)
 
 set -uo pipefail
@@ -48,7 +59,21 @@ CACHE=${UBLK_VM_CACHE:-/var/cache/ublk-vm}
 export UBLK_VM_CACHE=$CACHE
 SELFTEST_DIR=$REPO/tools/testing/selftests/ublk
 # Kernel log lines that fail a test or a guest script (passed to the guest).
+# The second line is what the debug kernel adds to BUG:/WARNING: reports:
+# KASAN, KFENCE, UBSAN, lockdep and RCU-lockdep splats, debugobjects, list
+# corruption, soft lockups.
 KMSG_BAD='WARNING:|BUG:|Oops|blocked for more than|possible circular locking|lockdep|general protection|Call Trace'
+KMSG_BAD+='|KASAN:|KFENCE:|UBSAN:|sleeping function called from invalid context|possible recursive locking|inconsistent lock state|suspicious RCU usage|ODEBUG:|list_(add|del) corruption|soft lockup'
+KERNEL=${UBLK_KERNEL:-stock}
+case "$KERNEL" in
+stock)	TIMEOUT_SCALE=${UBLK_TIMEOUT_SCALE:-1} VM_TIMEOUT=3600 BOOT_TIMEOUT=180
+	VM_CPU=max ;;
+# la57=off: with 5-level paging KASAN reports wild accesses to the direct
+# map from the first interrupts on (TCG's -cpu max has LA57).
+debug)	TIMEOUT_SCALE=${UBLK_TIMEOUT_SCALE:-5} VM_TIMEOUT=4800 BOOT_TIMEOUT=600
+	VM_CPU=max,la57=off ;;
+*)	echo "ublk-vm: UBLK_KERNEL=$KERNEL: stock or debug" >&2; exit 2 ;;
+esac
 MAKE=${MAKE:-make}
 
 say() { echo "ublk-vm: $*"; }
@@ -106,7 +131,9 @@ new_resdir() {
 rel() { echo "${1#"$REPO"/}"; }
 
 # deps: packages, kernel headers, the matching kernel image and ublksrv
-# (the compat tests' third-party server, built once into the cache).
+# (the compat tests' third-party server, built once into the cache). Sets
+# kdir (module build tree), kver (release), image (root of lib/modules/$kver),
+# vmlinux (what QEMU boots) and ublksrv.
 do_deps() {
 	stage_start deps
 	"$SETUP" all || infra "setup failed (see above)"
@@ -114,7 +141,38 @@ do_deps() {
 	kver=$("$SETUP" kver) || infra "no kernel release"
 	image=$("$SETUP" image) || infra "no kernel image for $kver"
 	ublksrv=$("$SETUP" ublksrv) || infra "no ublksrv build (see above)"
+	vmlinux=$image/boot/vmlinux-$kver
+	# The ELF vmlinux boots through PVH, seconds faster than vmlinuz.
+	[ -f "$vmlinux" ] || vmlinux=$image/boot/vmlinuz-$kver
 	stage_done "$kver"
+	if [ "$KERNEL" = debug ]; then
+		do_debug_kernel
+	fi
+}
+
+# kernel: the debug kernel, same upstream version as the stock image, built
+# once per (source version, debug.config) and cached.
+do_debug_kernel() {
+	local ver tree how=cached log
+
+	stage_start kernel
+	read -r ver < "$image/.unpacked" || infra "no version for $image"
+	tree=$("$HERE/debug-kernel.sh" path "$ver") || infra "debug-kernel.sh path failed"
+	if [ ! -f "$tree/.done" ] || [ ! -f "$tree/arch/x86/boot/bzImage" ]; then
+		how=built
+		log=$resdir/kernel-build.log
+		say "building the debug kernel from linux-source-6.1 $ver (log: $(rel "$log"))"
+		if ! tree=$(nice "$HERE/debug-kernel.sh" build "$ver" 2> "$log"); then
+			grep -E '^debug-kernel:|error' "$log" | tail -n 30 | sed 's/^/  /' >&2
+			infra "the debug kernel did not build (full log: $(rel "$log"))"
+		fi
+	fi
+	"$HERE/debug-kernel.sh" check "$tree" || infra "$tree/.config lacks debug.config options"
+	[ -n "${KDIR:-}" ] || kdir=$tree
+	read -r kver < "$tree/release" || infra "no release in $tree"
+	image=$tree/modroot
+	vmlinux=$tree/arch/x86/boot/bzImage
+	stage_done "$kver, $how: $tree"
 }
 
 # build: module, selftests, guest module tree and initramfs.
@@ -194,14 +252,21 @@ make_initramfs() {
 		*)	cp "$ko" "$dir/modules/$name" ;;
 		esac
 		echo "$name" >> "$dir/modules/order"
-	done < <(modprobe -a -d "$image" -S "$kver" --show-depends \
-			virtio_pci 9pnet_virtio 9p overlay |
-		awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
-	[ "$i" -gt 0 ] || infra "cannot resolve the initramfs modules"
+	done < <(boot_modules | awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
+	# A kernel with all of them built in (the debug one) has nothing to load.
+	[ "$i" -gt 0 ] || ! boot_modules | grep -qv '^builtin ' ||
+		infra "cannot resolve the initramfs modules"
 	echo "$HERE/guest-init.sh" > "$dir/stage2"
 	write_guest_env > "$dir/ublkvm.env"
 	(cd "$dir" && find . | cpio -o -H newc --quiet | gzip -1) > "$out" ||
 		infra "cannot pack the initramfs"
+}
+
+# What the root over 9p needs: "insmod PATH" lines, "builtin NAME" when the
+# kernel has it built in.
+boot_modules() {
+	modprobe -a -d "$image" -S "$kver" --show-depends \
+		virtio_pci 9pnet_virtio 9p overlay 2>&1
 }
 
 # What stage 2 (guest-init.sh) sources.
@@ -212,12 +277,18 @@ write_guest_env() {
 	local UBLK_NO_MODULE=${UBLK_NO_MODULE:-}
 	local UBLK_SCRIPT=${guest_script:-} UBLK_KMSG_BAD=$KMSG_BAD
 	local UBLKSRV=$ublksrv
+	local UBLK_KERNEL=$KERNEL UBLK_TIMEOUT_SCALE=$TIMEOUT_SCALE
+	local UBLK_HUNG_TASK_SECS=60
 	local -a UBLK_PATTERNS=("${patterns[@]}") UBLK_ARGS=("${guest_args[@]}")
 
+	# The debug kernel's own default (debug.config) is 30 s.
+	[ "$KERNEL" = debug ] && UBLK_HUNG_TASK_SECS=30
 	export UBLK_REPO UBLK_RESDIR UBLK_KVER UBLK_MODTREE UBLK_MODE \
-		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD UBLKSRV
+		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD UBLKSRV \
+		UBLK_KERNEL UBLK_TIMEOUT_SCALE UBLK_HUNG_TASK_SECS
 	declare -p UBLK_REPO UBLK_RESDIR UBLK_KVER UBLK_MODTREE UBLK_MODE \
 		UBLK_TEST_DIR UBLK_NO_MODULE UBLK_SCRIPT UBLK_KMSG_BAD UBLKSRV \
+		UBLK_KERNEL UBLK_TIMEOUT_SCALE UBLK_HUNG_TASK_SECS \
 		UBLK_PATTERNS UBLK_ARGS |
 		sed 's/^declare -\([a-zA-Z]*\) /declare -g\1 /'
 }
@@ -225,20 +296,20 @@ write_guest_env() {
 # boot + run: QEMU in the background under a timeout; the guest's output
 # file is followed live. Sets vm_status (124: the host timeout hit).
 do_vm() {
-	local live=$1 vm_timeout=${UBLK_VM_TIMEOUT:-3600}
-	local boot_timeout=${UBLK_VM_BOOT_TIMEOUT:-180} t0 up
-	local kernel=$image/boot/vmlinux-$kver
+	local live=$1 vm_timeout=${UBLK_VM_TIMEOUT:-$VM_TIMEOUT}
+	local boot_timeout=${UBLK_VM_BOOT_TIMEOUT:-$BOOT_TIMEOUT} t0 up
+	local kernel=$vmlinux append=
 
-	# The ELF vmlinux boots through PVH, seconds faster than vmlinuz.
-	[ -f "$kernel" ] || kernel=$image/boot/vmlinuz-$kver
+	# Every KASAN report, not only the first one of the boot.
+	[ "$KERNEL" = debug ] && append=" kasan_multi_shot"
 
 	stage_start boot
 	t0=$EPOCHREALTIME
 	timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
 		-nodefaults -no-user-config -no-reboot \
-		-accel tcg -cpu "${UBLK_VM_CPU:-max}" -smp "${UBLK_VM_SMP:-2}" -m "${UBLK_VM_MEM:-4G}" \
+		-accel tcg -cpu "${UBLK_VM_CPU:-$VM_CPU}" -smp "${UBLK_VM_SMP:-2}" -m "${UBLK_VM_MEM:-4G}" \
 		-kernel "$kernel" -initrd "$run_tmp/initramfs.gz" \
-		-append "console=ttyS0,115200 panic=-1 printk.devkmsg=on log_buf_len=8M hung_task_panic=0 mitigations=off no_timer_check${UBLK_VM_APPEND:+ $UBLK_VM_APPEND}" \
+		-append "console=ttyS0,115200 panic=-1 printk.devkmsg=on log_buf_len=8M hung_task_panic=0 mitigations=off no_timer_check$append${UBLK_VM_APPEND:+ $UBLK_VM_APPEND}" \
 		-display none -monitor none -serial "file:$resdir/console.log" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$resdir,mount_tag=results,security_model=none,multidevs=remap" \

@@ -10,8 +10,12 @@
 #	KUBLK		the server binary (default ./kublk)
 #	UBLKSRV		a built ublksrv-1.0 folder (the compat tests' server;
 #			the VM harness sets it, without it they skip)
+#	UBLK_TIMEOUT_SCALE  integer factor for every timeout and wait below
+#			(default 1; the VM's debug kernel runs several times
+#			slower). Tests pass unscaled numbers to the helpers.
 
 UBLK_SKIP_CODE=4
+UBLK_TIMEOUT_SCALE=${UBLK_TIMEOUT_SCALE:-1}
 
 UBLK_TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$UBLK_TEST_DIR" || exit 1
@@ -136,10 +140,25 @@ _kill_tree()
 	kill -9 "$pid" 2>/dev/null
 }
 
+# _scaled N: N times UBLK_TIMEOUT_SCALE
+_scaled()
+{
+	echo $(($1 * UBLK_TIMEOUT_SCALE))
+}
+
+# _timeout SECS CMD...: timeout(1) with SECS scaled
+_timeout()
+{
+	local secs=$1
+
+	shift
+	timeout "$(_scaled "$secs")" "$@"
+}
+
 # _wait_until TIMEOUT_MS CMD...: poll CMD every 10 ms until it succeeds
 _wait_until()
 {
-	local timeout=$1 end
+	local timeout=$(($1 * UBLK_TIMEOUT_SCALE)) end
 
 	shift
 	end=$(($(_now_ms) + timeout))
@@ -187,7 +206,7 @@ _dead_or_gone()
 # _wait_pid PID TIMEOUT_S: wait for a background job; its status, or 124
 _wait_pid()
 {
-	local pid=$1 timeout=$2 end
+	local pid=$1 timeout=$(($2 * UBLK_TIMEOUT_SCALE)) end
 
 	end=$(($(_now_ms) + timeout * 1000))
 	while kill -0 "$pid" 2>/dev/null; do
@@ -210,7 +229,7 @@ _add_ublk_dev()
 {
 	local id
 
-	id=$(timeout 60 "$KUBLK" add "$@") || {
+	id=$(_timeout 60 "$KUBLK" add "$@") || {
 		echo "FAIL: kublk add $* failed" >&2
 		return 1
 	}
@@ -223,26 +242,26 @@ _add_ublk_dev()
 
 _del_ublk_dev()
 {
-	timeout 60 "$KUBLK" del -n "$1"
+	_timeout 60 "$KUBLK" del -n "$1"
 }
 
 # _wait_state ID STATE [TIMEOUT_MS]: prints the ms waited
 _wait_state()
 {
-	local ms=${3:-10000}
+	local ms=$(_scaled "${3:-10000}")
 
 	timeout $((ms / 1000 + 10)) "$KUBLK" wait-state -n "$1" "$2" -t "$ms"
 }
 
 _dev_state()
 {
-	timeout 10 "$KUBLK" state -n "$1" 2>/dev/null
+	_timeout 10 "$KUBLK" state -n "$1" 2>/dev/null
 }
 
 # _list_field ID COLUMN: one column of `kublk list -n ID' by header name
 _list_field()
 {
-	timeout 10 "$KUBLK" list -n "$1" 2>/dev/null | awk -v col="$2" -v id="$1" '
+	_timeout 10 "$KUBLK" list -n "$1" 2>/dev/null | awk -v col="$2" -v id="$1" '
 		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
 		c && $1 == id { print $c; exit }'
 }
@@ -258,7 +277,7 @@ _recover()
 	local id=$1 out ms
 
 	shift
-	out=$(timeout 60 "$KUBLK" recover -n "$id" "$@" 2>&1) || {
+	out=$(_timeout 60 "$KUBLK" recover -n "$id" "$@" 2>&1) || {
 		echo "kublk recover -n $id: $out" >&2
 		return 1
 	}
@@ -272,7 +291,7 @@ _recover()
 # Use as: ms=$(_crash "$dev") || _fail "..."
 _crash()
 {
-	timeout 30 ./ublk_errno kill-wait "$1" QUIESCED 10000
+	_timeout 30 ./ublk_errno kill-wait "$1" QUIESCED "$(_scaled 10000)"
 }
 
 # _first_number TEXT: the first number in TEXT (kublk wait-state output)
@@ -576,7 +595,7 @@ _check_dmesg()
 # _run_fio ARGS...: fio bounded by `timeout'; returns fio's status
 _run_fio()
 {
-	timeout "${UBLK_FIO_TIMEOUT:-120}" fio --eta=never "$@"
+	_timeout "${UBLK_FIO_TIMEOUT:-120}" fio --eta=never "$@"
 }
 
 # _fio_json_errors FILE: total I/O errors of all jobs in a json output
@@ -833,7 +852,7 @@ _cleanup_test()
 			done
 	fi
 	if [ -x "$KUBLK" ] && [ -c /dev/ublk-control ]; then
-		timeout 60 "$KUBLK" del --all >/dev/null 2>&1 ||
+		_timeout 60 "$KUBLK" del --all >/dev/null 2>&1 ||
 			echo "cleanup: kublk del --all failed" >&2
 	fi
 	for pid in "${UBLK_BG_PIDS[@]}"; do

@@ -11,7 +11,7 @@ _prep_test generic_02
 _require_driver
 _require_prog ublk_errno
 
-timeout 300 ./ublk_errno ctrl || _fail "control-command errno cases"
+_timeout 300 ./ublk_errno ctrl || _fail "control-command errno cases"
 for id in 900 901 902 903 904; do
 	_dev_gone "$id" || _fail "device $id left behind"
 done

@@ -12,7 +12,7 @@ _prep_test generic_03
 _require_driver
 _require_prog ublk_errno
 
-timeout 300 ./ublk_errno io || _fail "I/O-command errno cases"
+_timeout 300 ./ublk_errno io || _fail "I/O-command errno cases"
 _dev_gone 920 || _fail "device 920 left behind"
 _check_no_hung_tasks || _fail "task stuck in D state"
 exit 0

@@ -25,7 +25,7 @@ done
 (( plain & 1 )) && _fail "GET_FEATURES $plain advertises zero copy (bit 0)"
 
 # kublk features: the mask in hex, or the feature names
-out=$(timeout 10 "$KUBLK" features) || _fail "kublk features"
+out=$(_timeout 10 "$KUBLK" features) || _fail "kublk features"
 _log "kublk features: $out"
 hex=$(grep -o '0x[0-9a-fA-F]*' <<< "$out" | head -n 1)
 if [ -n "$hex" ]; then
@@ -41,8 +41,8 @@ dev=$(_add_ublk_dev -t null -q 1) || _fail "kublk add"
 info=$(./ublk_errno info "$dev") || _fail "GET_DEV_INFO $dev"
 _log "$info"
 grep -q "state=LIVE" <<< "$info" || _fail "device $dev not LIVE: $info"
-plain_list=$(timeout 10 "$KUBLK" list -n "$dev") || _fail "kublk list"
-enc_list=$(timeout 10 "$KUBLK" list -n "$dev" --ioctl-encode) ||
+plain_list=$(_timeout 10 "$KUBLK" list -n "$dev") || _fail "kublk list"
+enc_list=$(_timeout 10 "$KUBLK" list -n "$dev" --ioctl-encode) ||
 	_fail "kublk list --ioctl-encode"
 [ "$plain_list" = "$enc_list" ] ||
 	_fail "GET_DEV_INFO differs by encoding: '$plain_list' vs '$enc_list'"
@@ -53,6 +53,6 @@ dev=$(_add_ublk_dev -t null -q 2 --ioctl-encode) || _fail "kublk add --ioctl-enc
 [ "$(_dev_state "$dev")" = LIVE ] || _fail "encoded device $dev not LIVE"
 dd if="/dev/ublkb$dev" of=/dev/null bs=64k count=64 iflag=direct status=none ||
 	_fail "read from the encoded device"
-timeout 60 "$KUBLK" del -n "$dev" --ioctl-encode || _fail "kublk del --ioctl-encode"
+_timeout 60 "$KUBLK" del -n "$dev" --ioctl-encode || _fail "kublk del --ioctl-encode"
 _wait_until 5000 _dev_gone "$dev" || _fail "device $dev still there after del"
 exit 0

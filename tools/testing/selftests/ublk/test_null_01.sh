@@ -16,7 +16,7 @@ ncpu=$(_possible_cpus)
 for q in 1 2; do
 	want_q=$((q < ncpu ? q : ncpu))
 	dev=$(_add_ublk_dev -t null -q "$q" -d 64) || _fail "kublk add -q $q"
-	_log "device $dev: $(timeout 10 "$KUBLK" list -n "$dev" | tail -n 1)"
+	_log "device $dev: $(_timeout 10 "$KUBLK" list -n "$dev" | tail -n 1)"
 
 	[ "$(_list_field "$dev" STATE)" = LIVE ] || _fail "list: $dev not LIVE"
 	[ "$(_list_field "$dev" QUEUES)" = "$want_q" ] ||

@@ -35,7 +35,7 @@ _region_fio 0 --do_verify=1 --output="$UBLK_TMP/before.log" ||
 pid=$(_server_pid "$dev")
 
 t0=$(_now_ms)
-timeout 20 "$KUBLK" kill-queue -n "$dev" -q 1 || _fail "kublk kill-queue"
+_timeout 20 "$KUBLK" kill-queue -n "$dev" -q 1 || _fail "kublk kill-queue"
 t1=$(_now_ms)
 _wait_state "$dev" QUIESCED 10000 > /dev/null ||
 	_fail "device $(_dev_state "$dev"), not QUIESCED, after queue 1's thread died"

@@ -15,8 +15,8 @@ _prep_test recover_06
 _require_ublk
 _require_prog ublk_errno
 
-timeout 120 ./ublk_errno recovery || _fail "recovery errno cases"
-timeout 300 ./ublk_errno crash || _fail "crash errno cases"
+_timeout 120 ./ublk_errno recovery || _fail "recovery errno cases"
+_timeout 300 ./ublk_errno crash || _fail "crash errno cases"
 
 dev=$(_add_ublk_dev -t null -q 2 -r) || _fail "kublk add -r"
 pid=$(_server_pid "$dev")

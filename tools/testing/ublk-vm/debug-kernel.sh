@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The debug kernel of the ublk VM (KASAN, lockdep, KFENCE, kmemleak, ...),
+# built from Debian's linux-source-6.1 of the stock image's version with
+# x86_64_defconfig + debug.config, cached outside git:
+#
+#   $UBLK_VM_CACHE/debug-kernel/<debian version>-<fragment hash>/
+#       .config, arch/x86/boot/bzImage (what QEMU boots: the PVH entry of
+#       this vmlinux triple-faults, KASAN instruments code it runs before
+#       the shadow exists), Module.symvers (KDIR for the out-of-tree module),
+#       modroot/lib/modules/<release>/ (its modules, installed), release
+#
+#   debug-kernel.sh build VERSION   build unless cached; prints the tree
+#   debug-kernel.sh path VERSION    prints the tree (builds nothing)
+#   debug-kernel.sh check TREE      every fragment line is in TREE/.config
+#
+# VERSION is the Debian version of linux-source-6.1 (the stock image's).
+# The build log goes to stderr; a fragment option that the merge dropped
+# (a missing dependency) fails the build.
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+CACHE=${UBLK_VM_CACHE:-/var/cache/ublk-vm}
+FRAGMENT=$HERE/debug.config
+# Bump when the recipe below changes in a way that needs a rebuild.
+RECIPE=1
+
+log() { echo "debug-kernel: $*" >&2; }
+die() { echo "debug-kernel: error: $*" >&2; exit 1; }
+
+tree_of() {
+	local key
+
+	key=$( { echo "recipe $RECIPE"; cat "$FRAGMENT"; } | sha256sum | cut -c1-12)
+	echo "$CACHE/debug-kernel/$1-$key"
+}
+
+# linux-source-6.1 VERSION, unpacked once into the cache (read-only after).
+ensure_source() {
+	local ver=$1 deb src=$CACHE/debug-kernel/src-$1 tmp
+
+	if [ -f "$src/.unpacked" ]; then
+		echo "$src/linux-source-6.1"
+		return 0
+	fi
+	mkdir -p "$CACHE/debug-kernel"
+	deb=$CACHE/linux-source-6.1_${ver}_all.deb
+	if [ ! -f "$deb" ]; then
+		log "apt-get download linux-source-6.1=$ver"
+		(cd "$CACHE" && apt-get download -qq "linux-source-6.1=$ver") >&2 2>/dev/null ||
+			{ apt-get update -qq >&2 &&
+			  (cd "$CACHE" && apt-get download -qq "linux-source-6.1=$ver") >&2; } ||
+			die "cannot download linux-source-6.1=$ver"
+	fi
+	log "unpacking $(basename "$deb")"
+	tmp=$src.tmp
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	dpkg-deb --fsys-tarfile "$deb" |
+		tar -xOf - ./usr/src/linux-source-6.1.tar.xz |
+		xz -dc -T0 | tar -xf - -C "$tmp" ||
+		die "cannot unpack $deb"
+	[ -f "$tmp/linux-source-6.1/Makefile" ] || die "$deb has no linux-source-6.1 tree"
+	touch "$tmp/.unpacked"
+	rm -rf "$src"
+	mv "$tmp" "$src"
+	echo "$src/linux-source-6.1"
+}
+
+# Every line of the fragment must hold in the .config: CONFIG_X=V exactly,
+# "# CONFIG_X is not set" as not =y/=m.
+check_config() {
+	local cfg=$1/.config line opt bad=0
+
+	while read -r line; do
+		case "$line" in
+		CONFIG_*=*)
+			grep -qxF -- "$line" "$cfg" && continue
+			opt=${line%%=*}
+			log "$line requested, .config has: $(grep -E "^(# )?$opt[= ]" "$cfg" || echo 'nothing (a dependency is missing)')"
+			bad=1
+			;;
+		"# CONFIG_"*" is not set")
+			opt=${line#"# "}
+			opt=${opt%% *}
+			grep -qE "^$opt=[ym]$" "$cfg" || continue
+			log "$opt is requested off, .config has: $(grep -E "^$opt=" "$cfg")"
+			bad=1
+			;;
+		esac
+	done < "$FRAGMENT"
+	[ "$bad" -eq 0 ] || die "$FRAGMENT: options above did not survive the merge"
+}
+
+build() {
+	local ver=$1 tree src rel jobs
+
+	tree=$(tree_of "$ver")
+	if [ -f "$tree/.done" ] && [ -f "$tree/arch/x86/boot/bzImage" ]; then
+		echo "$tree"
+		return 0
+	fi
+	for p in flex bison bc libelf-dev libssl-dev; do
+		[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] ||
+			missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "apt-get install ${missing[*]}"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "${missing[@]}" >&2 ||
+			die "apt-get install ${missing[*]} failed"
+	fi
+	src=$(ensure_source "$ver")
+	rm -rf "$tree"
+	mkdir -p "$tree"
+	jobs=$(nproc)
+	log "configuring in $tree (x86_64_defconfig + $(basename "$FRAGMENT"))"
+	(cd "$src" && scripts/kconfig/merge_config.sh -O "$tree" \
+		arch/x86/configs/x86_64_defconfig "$FRAGMENT") >&2 ||
+		die "merge_config.sh failed"
+	check_config "$tree"
+	log "building bzImage and modules (make -j$jobs, nice)"
+	nice make -C "$src" O="$tree" -j"$jobs" -s bzImage modules >&2 ||
+		die "kernel build failed"
+	nice make -C "$src" O="$tree" -s INSTALL_MOD_PATH="$tree/modroot" \
+		modules_install >&2 || die "modules_install failed"
+	rel=$(cat "$tree/include/config/kernel.release")
+	[ -d "$tree/modroot/lib/modules/$rel" ] || die "no modules installed for $rel"
+	echo "$rel" > "$tree/release"
+	touch "$tree/.done"
+	echo "$tree"
+}
+
+case "${1:-}" in
+build)	[ -n "${2:-}" ] || die "usage: $0 build VERSION"; missing=(); build "$2" ;;
+path)	[ -n "${2:-}" ] || die "usage: $0 path VERSION"; tree_of "$2" ;;
+check)	[ -n "${2:-}" ] || die "usage: $0 check TREE"; check_config "$2" ;;
+*)	die "usage: $0 build|path VERSION, $0 check TREE" ;;
+esac
