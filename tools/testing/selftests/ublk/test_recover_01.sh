@@ -19,13 +19,15 @@ _prep_test recover_01
 _require_ublk
 _have_program fio
 
-# _fio_errors JSON FIO_PID: wait for fio, echo its error count
+# _fio_errors JSON FIO_PID: wait for fio, set errs to its error count (not
+# in a command substitution: a _fail here must end the test, and only the
+# test's own shell can wait for its fio)
 _fio_errors()
 {
 	_wait_pid "$2" 60
 	[ $? = 124 ] && _fail "fio hung after recovery"
 	[ -s "$1" ] || _fail "fio wrote no result"
-	_fio_json_errors "$1" || _fail "cannot parse $1"
+	errs=$(_fio_json_errors "$1") || _fail "cannot parse $1"
 }
 
 K=8
@@ -45,7 +47,7 @@ for reissue in "" -i; do
 		_fail "the server never held $K writes"
 	q_ms=$(_crash "$dev") || _fail "crash with $K held"
 	_recover "$dev" > /dev/null || _fail "kublk recover"
-	errs=$(_fio_errors "$json" "$fio_pid")
+	_fio_errors "$json" "$fio_pid"
 	_log "held $K writes${reissue:+ (REISSUE)}: killed ($q_ms ms to QUIESCED), recovered, fio saw $errs errors"
 	[ "$errs" = "$want" ] ||
 		_fail "$errs I/O errors with $K requests at the dead server${reissue:+ and REISSUE}, want $want"
@@ -73,7 +75,7 @@ for q in 1 2; do
 	dd if="/dev/ublkb$dev" of=/dev/null bs=64k count=16 iflag=direct \
 		status=none || _fail "no I/O completes after recovery"
 
-	errs=$(_fio_errors "$json" "$fio_pid")
+	_fio_errors "$json" "$fio_pid"
 	ios=$(_fio_json_ios "$json")
 	_log "queues=$q: $ios I/Os, $errs errors (limit $((nq * DEPTH)))"
 	[ "$errs" -le $((nq * DEPTH)) ] ||
