@@ -42,6 +42,8 @@
 #                       skips the selftests build)
 #   UBLK_NO_MODULE=1    neither build nor load ublk_drv (harness trials)
 #   UBLK_SKIP_BUILD=1   use what is built already
+#   UBLK_MODULE=PATH    load this ublk_drv.ko (or .ko.xz) instead of building
+#                       one (the DKMS check boots the module dkms built)
 #   UBLK_VM_MEM         guest RAM (default 4G)
 #   UBLK_VM_SMP         guest CPUs (default 2)
 #   UBLK_VM_CPU         QEMU -cpu model and flags (default max)
@@ -182,7 +184,7 @@ do_build() {
 	stage_start build
 	: > "$log"
 	if [ -z "${UBLK_SKIP_BUILD:-}" ]; then
-		if [ -z "${UBLK_NO_MODULE:-}" ]; then
+		if [ -z "${UBLK_NO_MODULE:-}" ] && [ -z "${UBLK_MODULE:-}" ]; then
 			[ -f "$REPO/drivers/block/ublk_drv.c" ] ||
 				infra "drivers/block/ublk_drv.c does not exist (UBLK_NO_MODULE=1 runs without it)"
 			build_step "$log" "$MAKE" -C "$REPO" --no-print-directory module KDIR="$kdir"
@@ -199,6 +201,14 @@ do_build() {
 	find "$CACHE" -maxdepth 1 -name 'run.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null
 	run_tmp=$(mktemp -d "$CACHE/run.XXXXXX") || infra "cannot create a temp dir in $CACHE"
 	make_modtree "$run_tmp/modules"
+	if [ -n "${UBLK_MODULE:-}" ] && [ -z "${UBLK_NO_MODULE:-}" ]; then
+		ko=$run_tmp/ublk_drv.ko
+		case "$UBLK_MODULE" in
+		*.xz)	xz -dc "$UBLK_MODULE" > "$ko" ;;
+		*)	cp "$UBLK_MODULE" "$ko" ;;
+		esac || infra "cannot read UBLK_MODULE=$UBLK_MODULE"
+		echo "+ UBLK_MODULE=$UBLK_MODULE" >> "$log"
+	fi
 	if [ -z "${UBLK_NO_MODULE:-}" ]; then
 		[ -f "$ko" ] || infra "$(rel "$ko") was not built"
 		vermagic=$(modinfo -F vermagic "$ko")
