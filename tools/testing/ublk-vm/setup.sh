@@ -24,7 +24,10 @@ set -euo pipefail
 CACHE=${UBLK_VM_CACHE:-/var/cache/ublk-vm}
 
 # Everything the build, the VM and the guest-side tools need. The guest runs
-# the host's binaries, so fio, mkfs.ext4 etc. are listed here too.
+# the host's binaries, so fio, mkfs.ext4 etc. are listed here too. make deb
+# and its check need debhelper, dh-dkms, lintian and dkms (openssl: dkms'
+# signing key), the patch series git and what an in-tree kernel build
+# needs (flex, bison, bc, libelf-dev, libssl-dev).
 PACKAGES=(
 	make gcc libc6-dev pkg-config liburing-dev
 	linux-headers-amd64 kmod
@@ -32,6 +35,8 @@ PACKAGES=(
 	util-linux procps coreutils e2fsprogs fio
 	perl sparse gnuplot-nox
 	autoconf automake libtool g++ gdb
+	dkms debhelper dh-dkms lintian git openssl
+	flex bison bc libelf-dev libssl-dev
 )
 
 # ublksrv, the third-party server of the compat tests (built from the peers
