@@ -16,6 +16,16 @@
 #   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
 #   make soak [CYCLES=1000] [SEED=1]  crash/recover soak (test_soak_01.sh) in the VM
 #   make checkpatch / make sparse   style and static checks of the driver
+#   make deb             ublk-dkms_<version>_all.deb into results/deb/ (lintian)
+#   make patches         the patch series against Debian's linux-source-6.1
+#                        into results/patches/ (PATCHES_DIR=)
+#   make check-deb       the package on this host (dpkg -i, dkms), the VM with
+#                        dkms' module, dpkg -r
+#   make check-patches   git am the series onto linux-source-6.1, build after
+#                        each patch, in-tree build with Debian's config,
+#                        checkpatch --strict, kselftest build through lib.mk
+#   make check-kselftest the patched tree's kselftests (run_tests) in the VM
+#   make check-ship      the three above, one "N passed, N failed" (CI's lane)
 #   make fuzz OPS=N SEEDS="1 2"|1-20 [PROCS=P] [FUZZ_TIME=S] [WITHOUT=classes]
 #                        long ublk_fuzz campaign in the VM (test_fuzz_01's verdict)
 #
@@ -70,6 +80,16 @@ fuzz:
 checkpatch:
 	$(HARNESS) checkpatch
 
+PATCHES_DIR ?= results/patches
+deb:
+	tools/ublk-dkms/mkdeb.sh results/deb
+
+patches:
+	$(VM)/series.sh make $(PATCHES_DIR)
+
+check-deb check-patches check-kselftest check-ship:
+	$(VM)/ship-check.sh $(patsubst check-%,%,$@)
+
 sparse:
 	$(HARNESS) sparse
 
@@ -79,4 +99,5 @@ clean:
 	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
 		$(MAKE) -C tools/testing/selftests/ublk clean; fi
 
-.PHONY: all module selftests setup check check-debug demo bench ab soak fuzz checkpatch sparse clean
+.PHONY: all module selftests setup check check-debug demo bench ab soak fuzz checkpatch sparse clean \
+	deb patches check-deb check-patches check-kselftest check-ship
