@@ -190,20 +190,20 @@ maintainers_merged() {
 
 # commit SUBJECT BODY: commit the temporary index on top of $parent
 commit_step() {
-	local tree msg who
+	local tree msg who name mail
 
 	tree=$(git write-tree)
 	who=$(author)
+	name=${who% <*} mail=${who##*<} mail=${mail%>}
 	msg=$(printf '%s\n\n%s\n\nSigned-off-by: %s\n' "$1" "$2" "$who")
-	parent=$(GIT_AUTHOR_NAME=${who% <*} GIT_AUTHOR_EMAIL=${who##*<} \
-		GIT_COMMITTER_NAME=${who% <*} GIT_COMMITTER_EMAIL=${who##*<} \
+	parent=$(GIT_AUTHOR_NAME=$name GIT_AUTHOR_EMAIL=$mail \
+		GIT_COMMITTER_NAME=$name GIT_COMMITTER_EMAIL=$mail \
 		GIT_AUTHOR_DATE="$date" GIT_COMMITTER_DATE="$date" \
 		git commit-tree "$tree" -p "$parent" <<< "$msg")
-	parent=${parent%%>*}
 }
 
 make_series() {
-	local out=$1 ver tree idx parent date who
+	local out=$1 ver tree idx parent date who mail
 
 	ver=$(base_version)
 	tree=$(ensure_base "$ver")
@@ -291,7 +291,11 @@ are these. The directory builds through lib.mk:
 the ublk entry, which already covers the driver, its uapi header and its
 documentation."
 
-	git format-patch -q -B --cover-letter --no-signature \
+	# The cover letter is "from" the committer: the same identity.
+	who=$(author)
+	mail=${who##*<} mail=${mail%>}
+	git -c user.name="${who% <*}" -c user.email="$mail" \
+		format-patch -q -B --cover-letter --no-signature \
 		--subject-prefix="PATCH" -o "$out" base.."$parent"
 	cover_letter "$out"/0000-cover-letter.patch "$ver"
 	unset GIT_DIR GIT_INDEX_FILE
@@ -322,8 +326,10 @@ updates Kconfig, patch 4 the documentation, patch 5 adds kselftests with
 kublk, their ublk server, and patch 6 the MAINTAINERS entry. Every patch
 builds (make drivers/block/ublk_drv.o with CONFIG_BLK_DEV_UBLK=m).
 
-Testing: the selftests run in QEMU on Debian's 6.1 kernel:
+Testing: on Debian's 6.1 kernel (in QEMU), with the module built in this
+tree from Debian's config plus CONFIG_BLK_DEV_UBLK=m:
 
+    make headers
     make -C tools/testing/selftests TARGETS=ublk run_tests
 EOF
 )
