@@ -72,7 +72,19 @@ find "$mods" | sort > "$before"
 had_mok=
 [ -e /var/lib/dkms/mok.key ] && had_mok=1
 
+# Interrupted or killed half way, the host still ends without the package.
+installed=
+undo() {
+	[ -n "$installed" ] || return 0
+	echo "deb-check: removing ublk-dkms again" >&2
+	DEBIAN_FRONTEND=noninteractive dpkg -r ublk-dkms > /dev/null 2>&1
+	[ -n "$had_mok" ] || rm -f /var/lib/dkms/mok.key /var/lib/dkms/mok.pub
+}
+trap undo EXIT
+trap 'exit 130' INT TERM
+
 t0=$SECONDS
+installed=1
 DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" > "$OUT/dpkg-i.log" 2>&1
 rc=$?
 sed 's/^/# /' "$OUT/dpkg-i.log" | grep -iE 'building|error|warn|sign' | head -n 10
@@ -113,6 +125,7 @@ fi
 t0=$SECONDS
 DEBIAN_FRONTEND=noninteractive dpkg -r ublk-dkms > "$OUT/dpkg-r.log" 2>&1
 tap $? "dpkg -r ublk-dkms ($((SECONDS - t0)) s)"
+installed=
 
 [ -n "$had_mok" ] || rm -f /var/lib/dkms/mok.key /var/lib/dkms/mok.pub
 # Leave the tree as it was: depmod's new index files go again.
