@@ -1299,6 +1299,7 @@ static void ublk_death_work_fn(struct work_struct *work)
 {
 	struct ublk_device *ub = container_of(work, struct ublk_device,
 					      death_work);
+	struct io_uring_cmd *start = NULL, *end = NULL;
 	struct gendisk *disk = NULL;
 	struct ublk_queue *ubq;
 	int i;
@@ -1333,8 +1334,20 @@ static void ublk_death_work_fn(struct work_struct *work)
 		ubq = ublk_get_queue(ub, i);
 		ublk_abort_fetched(ubq, true);
 	}
-	/* the server START or END waited for will never be ready */
-	ublk_unpark_all(ub, -ENODEV, -ENODEV);
+	/*
+	 * The server START or END waited for will never be ready. Only if
+	 * a daemon is still dying: once START_USER_RECOVERY has forgotten
+	 * an old server (a handover's, which let go of /dev/ublkcN before
+	 * this ran), a parked END waits for the new one.
+	 */
+	mutex_lock(&ub->lock);
+	if (__ublk_dev_has_dying_daemon(ub)) {
+		start = __ublk_unpark(ub, &ub->start_cmd, NULL);
+		end = __ublk_unpark(ub, &ub->end_cmd, NULL);
+	}
+	mutex_unlock(&ub->lock);
+	ublk_answer(start, -ENODEV);
+	ublk_answer(end, -ENODEV);
 }
 
 /* Kicked by the exit probe: which devices lost a daemon? */
