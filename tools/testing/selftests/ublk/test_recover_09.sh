@@ -73,7 +73,8 @@ dd if="/dev/ublkb$dev" of=/dev/null bs=64k count=16 iflag=direct status=none ||
 
 # again under fio: errors now, but nothing may wait
 json=$UBLK_TMP/fio.json
-_bg _run_fio --name=failio --filename="/dev/ublkb$dev" --rw=randrw --bs=4k \
+# fio itself in the background (not _run_fio's timeout), to get the SIGTERM
+_bg fio --eta=never --name=failio --filename="/dev/ublkb$dev" --rw=randrw --bs=4k \
 	--direct=1 --ioengine=libaio --iodepth=16 --number_ios=100000 \
 	--continue_on_error=io --output-format=json --output="$json"
 fio_pid=$UBLK_LAST_PID
