@@ -10,7 +10,10 @@
  *
  * With UBLK_F_USER_RECOVERY the block device outlives its server: when a
  * daemon exits, the queue is quiesced, the requests wait, and a new server
- * takes over with START_USER_RECOVERY / END_USER_RECOVERY.
+ * takes over with START_USER_RECOVERY / END_USER_RECOVERY. With FAIL_IO
+ * they fail instead while no server serves the device, as they do once a
+ * QUIESCED device's recovery deadline has passed; QUIESCE_DEV retires a
+ * living server the same way, without a crash.
  *
  * Locks, outermost first:
  *
@@ -27,16 +30,25 @@
  *			runs in part_work, outside it.
  *   ub->lock		ub->dev_info.state and .ublksrv_pid, ub->disk (set
  *			and cleared with the state; the death handler reads
- *			the two together), ub->stopping, the parked
- *			commands, each queue's daemon, readiness counters
- *			and canceling flag, and the hand-back of a slot
+ *			the two together), ub->stopping, ub->handover, the
+ *			recovery deadline, the parked commands, each queue's
+ *			daemon, readiness counters and canceling flag, the
+ *			opener of /dev/ublkcN, and the hand-back of a slot
  *			between FREE and FETCHED by anyone but its daemon's
  *			data path. Never held while waiting for the server
  *			or for I/O.
  *
- * Flags read locklessly on the I/O path: ubq->fail_io (set, never cleared,
- * when no server will come: no recovery, or a stop) and ub->quiescing (set
- * by the death handler while it waits for completions to wake it).
+ * Flags read locklessly on the I/O path: ubq->fail_io (no server serves
+ * the queue and requests may not wait: set for good by a stop or when
+ * the device cannot recover, and in FAIL_IO, where END_USER_RECOVERY
+ * clears it, both under ub->lock) and ub->quiescing (set by the death
+ * handler or QUIESCE_DEV while it waits for completions to wake it).
+ *
+ * Who unquiesces the request queue: it is quiesced from a LIVE device's
+ * death handling or QUIESCE_DEV until whoever moves the state on, under
+ * ub->lock, out of QUIESCED (or out of a finished handover): END to LIVE,
+ * the deadline to FAIL_IO, or a stop. FAIL_IO keeps it running, failing
+ * each request in ublk_queue_rq().
  *
  * The disk's lifetime: it exists while LIVE and QUIESCED. Whoever ends
  * that (stop, a failed add_disk()) clears ub->disk under ub->lock, then
@@ -59,7 +71,8 @@
  * slots of its queue; before touching them it waits until no task work of
  * the queue is pending. ublk_abort_fetched() also takes back the FETCHED
  * slots of a live daemon, but only where no request can reach them: with
- * the queue quiesced and every queue settled (the death handler), or with
+ * the queue quiesced and every queue settled (the death handler and
+ * QUIESCE_DEV, which alone handles a death during a handover), or with
  * the disk deleted (stop). A FETCHED slot moves on only when a request
  * arrives, so the daemon cannot race with it there.
  *
@@ -99,7 +112,8 @@
 /* flags ADD_DEV accepts; ZERO_COPY is accepted and cleared, as in 6.1 */
 #define UBLK_F_ALL (UBLK_F_SUPPORT_ZERO_COPY | UBLK_F_URING_CMD_COMP_IN_TASK | \
 		    UBLK_F_NEED_GET_DATA | UBLK_F_USER_RECOVERY | \
-		    UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_CMD_IOCTL_ENCODE)
+		    UBLK_F_USER_RECOVERY_REISSUE | UBLK_F_CMD_IOCTL_ENCODE | \
+		    UBLK_F_USER_RECOVERY_FAIL_IO | UBLK_F_QUIESCE)
 /* flags GET_FEATURES reports */
 #define UBLK_F_SUPPORTED	(UBLK_F_ALL & ~UBLK_F_SUPPORT_ZERO_COPY)
 
@@ -112,11 +126,19 @@
 			 BIT(UBLK_CMD_START_USER_RECOVERY) | \
 			 BIT(UBLK_CMD_END_USER_RECOVERY) | \
 			 BIT(UBLK_CMD_GET_DEV_INFO2) | \
-			 BIT(UBLK_CMD_GET_FEATURES))
+			 BIT(UBLK_CMD_GET_FEATURES) | \
+			 BIT(UBLK_CMD_QUIESCE_DEV))
 
 #define UBLK_PARAM_TYPE_ALL	(UBLK_PARAM_TYPE_BASIC | UBLK_PARAM_TYPE_DISCARD)
 #define UBLK_ATTR_ALL		(UBLK_ATTR_READ_ONLY | UBLK_ATTR_ROTATIONAL | \
 				 UBLK_ATTR_VOLATILE_CACHE | UBLK_ATTR_FUA)
+
+/* a planned handover (QUIESCE_DEV) of a LIVE device; ub->lock */
+enum ublk_handover {
+	UBLK_HANDOVER_NONE,
+	UBLK_HANDOVER_DRAINING,	/* QUIESCE_DEV waits for the server */
+	UBLK_HANDOVER_DONE,	/* QUIESCED when /dev/ublkcN is released */
+};
 
 enum ublk_io_state {
 	UBLK_IO_FREE,
@@ -167,7 +189,10 @@ struct ublk_queue {
 	unsigned int		nr_io_ready;
 	/* stopped: FETCH_REQ is refused; ub->lock */
 	bool			canceling;
-	/* the server is gone for good: every new request fails */
+	/*
+	 * no server serves the queue and requests may not wait: set by a
+	 * stop for good, and in FAIL_IO until END_USER_RECOVERY
+	 */
 	bool			fail_io;
 
 	struct ublk_io		ios[];
@@ -208,8 +233,10 @@ struct ublk_device {
 	unsigned int		nr_queues_ready;
 	/* STOP_DEV or DEL_DEV has begun: no more requeueing; ub->lock */
 	bool			stopping;
-	/* a death is being handled: completions wake ub->wait */
+	/* a death or a handover is being handled: completions wake ub->wait */
 	bool			quiescing;
+	/* enum ublk_handover; ub->lock */
+	u8			handover;
 	/* the death handler waits here for task works and in-flight I/O */
 	wait_queue_head_t	wait;
 
@@ -218,6 +245,13 @@ struct ublk_device {
 
 	/* a stop waits too long for a living server: fail what it holds */
 	struct delayed_work	abort_work;
+
+	/* the recovery deadline: ms QUIESCED before FAIL_IO, 0 for never */
+	unsigned int		recovery_timeout_ms;
+	/* when it falls, if deadline_armed; both ub->lock */
+	unsigned long		deadline;
+	bool			deadline_armed;
+	struct delayed_work	deadline_work;
 
 	/* parked START_DEV and END_USER_RECOVERY; ub->lock */
 	struct ublk_parked_cmd	start_cmd;
@@ -271,6 +305,16 @@ static unsigned int ublk_abort_timeout_ms = 10000;
 module_param_named(abort_timeout_ms, ublk_abort_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(abort_timeout_ms,
 		 "ms a living server may hold requests of a stopping device, or while another queue's server is gone, before they fail (min 100). Default: 10000");
+
+/*
+ * The default recovery deadline of a new device (sysfs: each device's
+ * recovery_timeout_ms): how long it may stay QUIESCED before the requests
+ * that wait and every new one fail, as in FAIL_IO, until a recovery.
+ */
+static unsigned int ublk_recovery_timeout_ms;
+module_param_named(recovery_timeout_ms, ublk_recovery_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(recovery_timeout_ms,
+		 "ms a new device may wait for a new server before waiting and new I/O fail (it stays recoverable); 0 waits forever. Default: 0");
 
 static unsigned long ublk_abort_timeout(void)
 {
@@ -338,6 +382,14 @@ static inline int ublk_dev_state(struct ublk_device *ub)
 	return READ_ONCE(ub->dev_info.state);
 }
 
+/* QUIESCED or FAIL_IO: a new server may take over */
+static inline bool ublk_dev_waits_for_server(struct ublk_device *ub)
+{
+	int state = ublk_dev_state(ub);
+
+	return state == UBLK_S_DEV_QUIESCED || state == UBLK_S_DEV_FAIL_IO;
+}
+
 static inline unsigned int ublk_queue_cmd_buf_size(const struct ublk_device *ub)
 {
 	return round_up(ub->dev_info.queue_depth *
@@ -351,12 +403,35 @@ static inline unsigned int ublk_max_cmd_buf_size(void)
 			PAGE_SIZE);
 }
 
-/* The only place the device state changes. */
+static const char * const ublk_state_names[] = {
+	[UBLK_S_DEV_DEAD]	= "DEAD",
+	[UBLK_S_DEV_LIVE]	= "LIVE",
+	[UBLK_S_DEV_QUIESCED]	= "QUIESCED",
+	[UBLK_S_DEV_FAIL_IO]	= "FAIL_IO",
+};
+
+/*
+ * The only place the device state changes. Each change is announced with
+ * a KOBJ_CHANGE uevent of /dev/ublkcN (UBLK_DEV_ID=, UBLK_STATE=), so that
+ * udev or systemd can start a new server without a supervisor.
+ */
 static void ublk_set_state(struct ublk_device *ub, u16 state)
 {
+	char id_env[24], state_env[24], *envp[3];
+	bool changed = ub->dev_info.state != state;
+
 	lockdep_assert_held(&ub->lock);
 	WRITE_ONCE(ub->dev_info.state, state);
 	wake_up_all(&ub->wait);
+	if (!changed)
+		return;
+	snprintf(id_env, sizeof(id_env), "UBLK_DEV_ID=%u", ub->dev_info.dev_id);
+	snprintf(state_env, sizeof(state_env), "UBLK_STATE=%s",
+		 ublk_state_names[state]);
+	envp[0] = id_env;
+	envp[1] = state_env;
+	envp[2] = NULL;
+	kobject_uevent_env(&ub->cdev_dev.kobj, KOBJ_CHANGE, envp);
 }
 
 static bool __ublk_dev_has_dying_daemon(struct ublk_device *ub)
@@ -785,6 +860,11 @@ static int ublk_io_fetch(struct ublk_queue *ubq, struct ublk_io *io,
 		ret = -ENODEV;
 		goto out;
 	}
+	/* a handover took the server's slots back: it may not fetch again */
+	if (ub->handover) {
+		ret = -EBUSY;
+		goto out;
+	}
 	if (ubq->daemon && ubq->daemon != current) {
 		ret = -EINVAL;
 		goto out;
@@ -942,13 +1022,19 @@ static int ublk_ch_open(struct inode *inode, struct file *filp)
 	return ret;
 }
 
+static void ublk_enter_quiesced(struct ublk_device *ub);
+
 static int ublk_ch_release(struct inode *inode, struct file *filp)
 {
 	struct ublk_device *ub = filp->private_data;
 
 	mutex_lock(&ub->lock);
-	if (ub->cdev_file == filp)
+	if (ub->cdev_file == filp) {
 		ub->cdev_file = NULL;
+		/* a handover ends when the old server lets go of the device */
+		if (ub->handover == UBLK_HANDOVER_DONE && !ub->stopping)
+			ublk_enter_quiesced(ub);
+	}
 	mutex_unlock(&ub->lock);
 	return 0;
 }
@@ -1097,35 +1183,67 @@ static bool ublk_queue_settled(struct ublk_queue *ubq)
 	return !ublk_queue_has_inflight(ubq);
 }
 
-static void ublk_fail_future_io(struct ublk_device *ub)
+static void ublk_set_fail_io(struct ublk_device *ub, bool fail)
 {
-	struct ublk_queue *ubq;
 	int i;
 
-	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
-		ubq = ublk_get_queue(ub, i);
-		WRITE_ONCE(ubq->fail_io, true);
-	}
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++)
+		WRITE_ONCE(ublk_get_queue(ub, i)->fail_io, fail);
+}
+
+static void ublk_fail_future_io(struct ublk_device *ub)
+{
+	ublk_set_fail_io(ub, true);
+}
+
+/* (Re)start the recovery deadline of a QUIESCED device, if it has one. */
+static void ublk_arm_deadline(struct ublk_device *ub)
+{
+	unsigned long delay = msecs_to_jiffies(ub->recovery_timeout_ms);
+
+	lockdep_assert_held(&ub->lock);
+	ub->deadline_armed = ub->recovery_timeout_ms != 0;
+	if (!ub->deadline_armed)
+		return;
+	ub->deadline = jiffies + delay;
+	mod_delayed_work(ublk_wq, &ub->deadline_work, delay);
+}
+
+/* No server now: requests wait for the next one, within the deadline. */
+static void ublk_enter_quiesced(struct ublk_device *ub)
+{
+	lockdep_assert_held(&ub->lock);
+	ub->handover = UBLK_HANDOVER_NONE;
+	ublk_set_state(ub, UBLK_S_DEV_QUIESCED);
+	ublk_arm_deadline(ub);
 }
 
 /*
- * A daemon of a LIVE device is exiting: quiesce, settle every queue, take
- * back every slot, then wait in QUIESCED for a new server, or (no
- * recovery, or a stop under way) fail everything and let it go.
+ * No server, and requests may not wait (FAIL_IO mode, or the deadline
+ * passed): what waits and what comes fails until END_USER_RECOVERY. The
+ * caller unquiesces the queue if it was quiesced and kicks the requeue
+ * list, where the requests taken back from the server wait.
  */
-static void ublk_handle_live_death(struct ublk_device *ub,
-				   struct request_queue *q)
+static void ublk_enter_fail_io(struct ublk_device *ub)
+{
+	lockdep_assert_held(&ub->lock);
+	ublk_fail_future_io(ub);
+	ub->deadline_armed = false;
+	ublk_set_state(ub, UBLK_S_DEV_FAIL_IO);
+}
+
+/*
+ * With the request queue quiesced, wait until no queue has anything left
+ * that only its daemon could move. A living server that does not answer
+ * in time loses its requests, a dead one's are taken back at once.
+ */
+static void ublk_settle_queues(struct ublk_device *ub)
 {
 	struct ublk_queue *ubq;
-	bool recover;
 	int i;
-
-	WRITE_ONCE(ub->quiescing, true);
-	blk_mq_quiesce_queue(q);
 
 	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
 		ubq = ublk_get_queue(ub, i);
-		/* a living server that does not answer loses its requests */
 		while (!wait_event_timeout(ub->wait, ublk_queue_settled(ubq),
 					   ublk_abort_timeout()))
 			if (!ublk_queue_daemon_dying(ubq))
@@ -1133,24 +1251,44 @@ static void ublk_handle_live_death(struct ublk_device *ub,
 		if (ublk_queue_daemon_dying(ubq))
 			ublk_abort_sent(ubq);
 	}
-	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
-		ubq = ublk_get_queue(ub, i);
-		ublk_abort_fetched(ubq, false);
-	}
+}
+
+/*
+ * A daemon of a LIVE device is exiting: quiesce, settle every queue, take
+ * back every slot, then wait in QUIESCED for a new server, fail I/O in
+ * FAIL_IO until one comes, or (no recovery, or a stop under way) fail
+ * everything and let it go.
+ */
+static void ublk_handle_live_death(struct ublk_device *ub,
+				   struct request_queue *q)
+{
+	bool recover, fail;
+	int i;
+
+	WRITE_ONCE(ub->quiescing, true);
+	blk_mq_quiesce_queue(q);
+	ublk_settle_queues(ub);
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++)
+		ublk_abort_fetched(ublk_get_queue(ub, i), false);
 
 	mutex_lock(&ub->lock);
 	recover = ublk_dev_can_recover(ub) && !ub->stopping;
-	if (recover)
-		ublk_set_state(ub, UBLK_S_DEV_QUIESCED);
+	fail = recover && (ub->dev_info.flags & UBLK_F_USER_RECOVERY_FAIL_IO);
+	if (fail)
+		ublk_enter_fail_io(ub);
+	else if (recover)
+		ublk_enter_quiesced(ub);
 	else
 		ublk_fail_future_io(ub);
 	mutex_unlock(&ub->lock);
 	WRITE_ONCE(ub->quiescing, false);
 
-	if (recover) {
+	if (recover && !fail) {
 		dev_info(&ub->cdev_dev, "server gone, quiesced for recovery\n");
 		return;
 	}
+	if (fail)
+		dev_info(&ub->cdev_dev, "server gone, failing I/O until a recovery\n");
 	blk_mq_unquiesce_queue(q);
 	blk_mq_kick_requeue_list(q);
 	if (!ublk_dev_can_recover(ub) && !READ_ONCE(ub->stopping))
@@ -1161,6 +1299,7 @@ static void ublk_death_work_fn(struct work_struct *work)
 {
 	struct ublk_device *ub = container_of(work, struct ublk_device,
 					      death_work);
+	struct io_uring_cmd *start = NULL, *end = NULL;
 	struct gendisk *disk = NULL;
 	struct ublk_queue *ubq;
 	int i;
@@ -1173,6 +1312,15 @@ static void ublk_death_work_fn(struct work_struct *work)
 	 * disk (stop, a failed add_disk) flushes this work before putting it.
 	 */
 	mutex_lock(&ub->lock);
+	if (ub->handover) {
+		/*
+		 * QUIESCE_DEV settles the queues and takes every slot back
+		 * itself (it was woken by the scan); once it has, no slot
+		 * can be fetched again.
+		 */
+		mutex_unlock(&ub->lock);
+		return;
+	}
 	if (ub->dev_info.state == UBLK_S_DEV_LIVE)
 		disk = ub->disk;
 	mutex_unlock(&ub->lock);
@@ -1186,8 +1334,20 @@ static void ublk_death_work_fn(struct work_struct *work)
 		ubq = ublk_get_queue(ub, i);
 		ublk_abort_fetched(ubq, true);
 	}
-	/* the server START or END waited for will never be ready */
-	ublk_unpark_all(ub, -ENODEV, -ENODEV);
+	/*
+	 * The server START or END waited for will never be ready. Only if
+	 * a daemon is still dying: once START_USER_RECOVERY has forgotten
+	 * an old server (a handover's, which let go of /dev/ublkcN before
+	 * this ran), a parked END waits for the new one.
+	 */
+	mutex_lock(&ub->lock);
+	if (__ublk_dev_has_dying_daemon(ub)) {
+		start = __ublk_unpark(ub, &ub->start_cmd, NULL);
+		end = __ublk_unpark(ub, &ub->end_cmd, NULL);
+	}
+	mutex_unlock(&ub->lock);
+	ublk_answer(start, -ENODEV);
+	ublk_answer(end, -ENODEV);
 }
 
 /* Kicked by the exit probe: which devices lost a daemon? */
@@ -1238,6 +1398,7 @@ static void ublk_cancel_dev(struct ublk_device *ub)
 static void __ublk_stop_dev(struct ublk_device *ub)
 {
 	struct gendisk *disk;
+	bool quiesced;
 	int state;
 
 	lockdep_assert_held(&ub->ctrl_mutex);
@@ -1253,7 +1414,15 @@ static void __ublk_stop_dev(struct ublk_device *ub)
 
 	/* a death being handled now fails what it would have requeued */
 	flush_work(&ub->death_work);
-	if (ublk_dev_state(ub) == UBLK_S_DEV_QUIESCED) {
+	/* after this the deadline moves nothing: the state is final */
+	cancel_delayed_work_sync(&ub->deadline_work);
+	mutex_lock(&ub->lock);
+	/* QUIESCED, or a handover done: the queue is quiesced */
+	quiesced = ub->dev_info.state == UBLK_S_DEV_QUIESCED ||
+		   ub->handover == UBLK_HANDOVER_DONE;
+	ub->handover = UBLK_HANDOVER_NONE;
+	mutex_unlock(&ub->lock);
+	if (quiesced) {
 		ublk_fail_future_io(ub);
 		blk_mq_unquiesce_queue(ub->disk->queue);
 		blk_mq_kick_requeue_list(ub->disk->queue);
@@ -1295,6 +1464,29 @@ static void ublk_abort_work_fn(struct work_struct *work)
 	for (i = 0; i < ub->dev_info.nr_hw_queues; i++)
 		ublk_abort_sent(ublk_get_queue(ub, i));
 	queue_delayed_work(ublk_wq, &ub->abort_work, ublk_abort_timeout());
+}
+
+/* QUIESCED for recovery_timeout_ms: fail I/O until a recovery. */
+static void ublk_deadline_work_fn(struct work_struct *work)
+{
+	struct ublk_device *ub = container_of(to_delayed_work(work),
+					      struct ublk_device, deadline_work);
+	struct request_queue *q = NULL;
+
+	/* a stop cancels us before it touches the disk */
+	mutex_lock(&ub->lock);
+	if (ub->dev_info.state == UBLK_S_DEV_QUIESCED && ub->deadline_armed &&
+	    !ub->stopping && time_after_eq(jiffies, ub->deadline)) {
+		ublk_enter_fail_io(ub);
+		q = ub->disk->queue;
+	}
+	mutex_unlock(&ub->lock);
+	if (!q)
+		return;		/* recovered, stopped, or re-armed meanwhile */
+	dev_info(&ub->cdev_dev, "no server for %u ms: failing I/O until a recovery\n",
+		 ub->recovery_timeout_ms);
+	blk_mq_unquiesce_queue(q);
+	blk_mq_kick_requeue_list(q);
 }
 
 static void ublk_stop_work_fn(struct work_struct *work)
@@ -1410,9 +1602,19 @@ static int ublk_add_tag_set(struct ublk_device *ub)
 
 static int ublk_validate_dev_info(struct ublksrv_ctrl_dev_info *info)
 {
+	u64 recovery = info->flags & (UBLK_F_USER_RECOVERY |
+				      UBLK_F_USER_RECOVERY_REISSUE |
+				      UBLK_F_USER_RECOVERY_FAIL_IO);
+
 	if (info->flags & ~UBLK_F_ALL)
 		return -EINVAL;
-	if ((info->flags & UBLK_F_USER_RECOVERY_REISSUE) &&
+	/* none, USER_RECOVERY alone, with REISSUE or with FAIL_IO */
+	if (recovery && recovery != UBLK_F_USER_RECOVERY &&
+	    recovery != (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE) &&
+	    recovery != (UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_FAIL_IO))
+		return -EINVAL;
+	/* a handover needs a recovery to end it */
+	if ((info->flags & UBLK_F_QUIESCE) &&
 	    !(info->flags & UBLK_F_USER_RECOVERY))
 		return -EINVAL;
 	if (!info->nr_hw_queues || info->nr_hw_queues > UBLK_MAX_NR_QUEUES)
@@ -1435,6 +1637,59 @@ static int ublk_validate_dev_info(struct ublksrv_ctrl_dev_info *info)
 	return 0;
 }
 
+/* ---- sysfs: /sys/class/ublk-char/ublkcN/ ---- */
+
+static struct ublk_device *ublk_of_cdev(struct device *dev)
+{
+	return container_of(dev, struct ublk_device, cdev_dev);
+}
+
+static ssize_t state_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return sysfs_emit(buf, "%s\n",
+			  ublk_state_names[ublk_dev_state(ublk_of_cdev(dev))]);
+}
+static DEVICE_ATTR_RO(state);
+
+static ssize_t recovery_timeout_ms_show(struct device *dev,
+					struct device_attribute *attr,
+					char *buf)
+{
+	return sysfs_emit(buf, "%u\n",
+			  READ_ONCE(ublk_of_cdev(dev)->recovery_timeout_ms));
+}
+
+/* A change while QUIESCED counts the new limit from now; 0 disarms it. */
+static ssize_t recovery_timeout_ms_store(struct device *dev,
+					 struct device_attribute *attr,
+					 const char *buf, size_t count)
+{
+	struct ublk_device *ub = ublk_of_cdev(dev);
+	unsigned int ms;
+	int ret;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	ret = kstrtouint(buf, 0, &ms);
+	if (ret)
+		return ret;
+	mutex_lock(&ub->lock);
+	WRITE_ONCE(ub->recovery_timeout_ms, ms);
+	if (ub->dev_info.state == UBLK_S_DEV_QUIESCED && !ub->stopping)
+		ublk_arm_deadline(ub);
+	mutex_unlock(&ub->lock);
+	return count;
+}
+static DEVICE_ATTR_RW(recovery_timeout_ms);
+
+static struct attribute *ublk_chr_attrs[] = {
+	&dev_attr_state.attr,
+	&dev_attr_recovery_timeout_ms.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(ublk_chr);
+
 /* Register /dev/ublkcN; from here on the device is freed by put_device(). */
 static int ublk_add_chdev(struct ublk_device *ub)
 {
@@ -1444,6 +1699,7 @@ static int ublk_add_chdev(struct ublk_device *ub)
 	/* the minor is the device id: /dev/ublkcN and /dev/ublkbN match */
 	device_initialize(dev);
 	dev->class = ublk_chr_class;
+	dev->groups = ublk_chr_groups;
 	dev->parent = ublk_misc.this_device;
 	dev->release = ublk_cdev_rel;
 	dev->devt = ublk_chr_devt + ub->dev_info.dev_id;
@@ -1648,6 +1904,8 @@ static int ublk_ctrl_add_dev(const struct ublksrv_ctrl_cmd *header)
 	INIT_WORK(&ub->ready_work, ublk_ready_work_fn);
 	INIT_WORK(&ub->part_work, ublk_part_work_fn);
 	INIT_DELAYED_WORK(&ub->abort_work, ublk_abort_work_fn);
+	INIT_DELAYED_WORK(&ub->deadline_work, ublk_deadline_work_fn);
+	ub->recovery_timeout_ms = READ_ONCE(ublk_recovery_timeout_ms);
 	ub->dev_info = info;
 	atomic_inc(&ublk_nr_devs);
 
@@ -1719,6 +1977,7 @@ static int ublk_ctrl_del_dev(struct ublk_device *ub)
 	cancel_work_sync(&ub->death_work);
 	cancel_work_sync(&ub->stop_work);
 	cancel_work_sync(&ub->ready_work);
+	cancel_delayed_work_sync(&ub->deadline_work);
 	cdev_device_del(&ub->cdev, &ub->cdev_dev);
 
 	ublk_release_id(id);
@@ -1972,8 +2231,7 @@ static int ublk_ctrl_start_recovery(struct ublk_device *ub)
 	mutex_lock(&ub->ctrl_mutex);
 	mutex_lock(&ub->lock);
 	ret = -EBUSY;
-	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED ||
-	    ub->cdev_file)
+	if (!ublk_dev_waits_for_server(ub) || ub->cdev_file)
 		goto out_unlock;
 
 	for (i = 0; i < ub->dev_info.nr_hw_queues; i++) {
@@ -1996,23 +2254,32 @@ out_unlock:
 	return ret;
 }
 
-/* Every queue of the new server is ready: LIVE again. */
+/*
+ * Every queue of the new server is ready: LIVE again. A QUIESCED device's
+ * queue is quiesced; a FAIL_IO one's is not, but fails every request.
+ */
 static int ublk_end_recovery_live(struct ublk_device *ub, int pid)
 {
 	struct request_queue *q = ub->disk->queue;	/* QUIESCED: set */
+	int state;
 
 	lockdep_assert_held(&ub->ctrl_mutex);
 	mutex_lock(&ub->lock);
-	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED || ub->stopping ||
+	state = ub->dev_info.state;
+	if (!ublk_dev_waits_for_server(ub) || ub->stopping ||
 	    !ublk_dev_ready(ub)) {
 		mutex_unlock(&ub->lock);
 		return -EBUSY;
 	}
+	if (state == UBLK_S_DEV_FAIL_IO)
+		ublk_set_fail_io(ub, false);
+	ub->deadline_armed = false;
 	ub->dev_info.ublksrv_pid = pid;
 	ublk_set_state(ub, UBLK_S_DEV_LIVE);
 	mutex_unlock(&ub->lock);
 
-	blk_mq_unquiesce_queue(q);
+	if (state == UBLK_S_DEV_QUIESCED)
+		blk_mq_unquiesce_queue(q);
 	blk_mq_kick_requeue_list(q);
 	dev_info(&ub->cdev_dev, "recovered, server pid %d\n", pid);
 
@@ -2036,14 +2303,14 @@ static int ublk_ctrl_end_recovery(struct ublk_device *ub,
 
 	if (!ublk_dev_can_recover(ub))
 		return -EINVAL;
-	if (ublk_dev_state(ub) != UBLK_S_DEV_QUIESCED)
+	if (!ublk_dev_waits_for_server(ub))
 		return -EBUSY;
 	if (pid < 0)
 		return pid;
 
 	mutex_lock(&ub->ctrl_mutex);
 	mutex_lock(&ub->lock);
-	if (ub->dev_info.state != UBLK_S_DEV_QUIESCED || ub->stopping ||
+	if (!ublk_dev_waits_for_server(ub) || ub->stopping ||
 	    ub->end_cmd.cmd) {
 		ret = -EBUSY;
 	} else if (__ublk_dev_has_dying_daemon(ub)) {
@@ -2059,6 +2326,54 @@ static int ublk_ctrl_end_recovery(struct ublk_device *ub,
 
 	if (ready)
 		ret = ublk_end_recovery_live(ub, pid);
+	mutex_unlock(&ub->ctrl_mutex);
+	return ret;
+}
+
+/*
+ * QUIESCE_DEV, a planned handover: no new request reaches the server, the
+ * requests it holds complete as usual, then its FETCH commands are
+ * answered with UBLK_IO_RES_ABORT so that it can exit. The device is
+ * QUIESCED once /dev/ublkcN is released (ublk_ch_release()), and a new
+ * server takes over with START/END_USER_RECOVERY: without a crash, no
+ * request fails. A server that dies meanwhile is handled here, as a
+ * crash; one that does not answer in time loses its requests.
+ */
+static int ublk_ctrl_quiesce_dev(struct ublk_device *ub)
+{
+	struct request_queue *q;
+	int i, ret = 0;
+
+	if (!(ub->dev_info.flags & UBLK_F_QUIESCE))
+		return -EINVAL;
+
+	mutex_lock(&ub->ctrl_mutex);
+	mutex_lock(&ub->lock);
+	/* not LIVE, a handover under way, or a death being handled */
+	if (ub->dev_info.state != UBLK_S_DEV_LIVE || ub->stopping ||
+	    ub->handover || __ublk_dev_has_dying_daemon(ub))
+		ret = -EBUSY;
+	else
+		ub->handover = UBLK_HANDOVER_DRAINING;
+	q = ub->disk ? ub->disk->queue : NULL;
+	mutex_unlock(&ub->lock);
+	if (ret)
+		goto out;
+
+	dev_info(&ub->cdev_dev, "handover: draining the server\n");
+	WRITE_ONCE(ub->quiescing, true);
+	blk_mq_quiesce_queue(q);
+	ublk_settle_queues(ub);
+	for (i = 0; i < ub->dev_info.nr_hw_queues; i++)
+		ublk_abort_fetched(ublk_get_queue(ub, i), false);
+	WRITE_ONCE(ub->quiescing, false);
+
+	mutex_lock(&ub->lock);
+	ub->handover = UBLK_HANDOVER_DONE;
+	if (!ub->cdev_file)
+		ublk_enter_quiesced(ub);
+	mutex_unlock(&ub->lock);
+out:
 	mutex_unlock(&ub->ctrl_mutex);
 	return ret;
 }
@@ -2154,6 +2469,9 @@ static int ublk_ctrl_uring_cmd(struct io_uring_cmd *cmd,
 		break;
 	case UBLK_CMD_END_USER_RECOVERY:
 		ret = ublk_ctrl_end_recovery(ub, &header, cmd);
+		break;
+	case UBLK_CMD_QUIESCE_DEV:
+		ret = ublk_ctrl_quiesce_dev(ub);
 		break;
 	default:
 		ret = -EOPNOTSUPP;

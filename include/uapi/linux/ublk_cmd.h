@@ -37,6 +37,14 @@
 #define	UBLK_CMD_GET_DEV_INFO2	0x12
 /* later than 6.1: the flags this driver supports, as a __u64 at addr */
 #define	UBLK_CMD_GET_FEATURES	0x13
+/*
+ * later than 6.1 (6.16), only with UBLK_F_QUIESCE: a planned handover.
+ * New requests wait, the living server finishes what it holds, its
+ * FETCH commands are answered with UBLK_IO_RES_ABORT, and the device is
+ * QUIESCED once the server has released /dev/ublkcN. Upstream defines
+ * the ioctl encoding only; the driver accepts the bare number as well.
+ */
+#define	UBLK_CMD_QUIESCE_DEV	0x16
 
 /*
  * The same commands encoded ioctl-style (later than 6.1; enabled by
@@ -66,6 +74,8 @@
 	_IOR('u', UBLK_CMD_GET_DEV_INFO2, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_GET_FEATURES		\
 	_IOR('u', UBLK_CMD_GET_FEATURES, struct ublksrv_ctrl_cmd)
+#define UBLK_U_CMD_QUIESCE_DEV		\
+	_IOWR('u', UBLK_CMD_QUIESCE_DEV, struct ublksrv_ctrl_cmd)
 
 /* length of the GET_FEATURES answer */
 #define UBLK_FEATURES_LEN	8
@@ -147,10 +157,27 @@
  */
 #define UBLK_F_CMD_IOCTL_ENCODE	(1UL << 6)
 
+/*
+ * later than 6.1 (6.13), only with UBLK_F_USER_RECOVERY and without
+ * REISSUE: while no server serves the device it is in UBLK_S_DEV_FAIL_IO
+ * and every request fails at once instead of waiting; a new server
+ * brings it LIVE with START/END_USER_RECOVERY.
+ */
+#define UBLK_F_USER_RECOVERY_FAIL_IO	(1ULL << 9)
+
+/*
+ * later than 6.1 (6.16), only with UBLK_F_USER_RECOVERY: the device
+ * accepts UBLK_U_CMD_QUIESCE_DEV, a handover to a new server without a
+ * crash.
+ */
+#define UBLK_F_QUIESCE		(1ULL << 12)
+
 /* Device states, ublksrv_ctrl_dev_info.state */
 #define UBLK_S_DEV_DEAD	0
 #define UBLK_S_DEV_LIVE	1
 #define UBLK_S_DEV_QUIESCED	2
+/* later than 6.1 (6.13): no server, and requests fail at once */
+#define UBLK_S_DEV_FAIL_IO	3
 
 /* the control command, in sqe->cmd */
 struct ublksrv_ctrl_cmd {

@@ -19,7 +19,10 @@
 #   BENCH_TIMELINE=S    timeline run: kill S/2 s after the first I/O, stop
 #                       S/2 s after LIVE (default 6)
 #   BENCH_ONLY=REGEX    only workloads whose name matches (grep -E)
-#   BENCH_PARTS=LIST    any of fio,recovery,timeline,idle (default all four)
+#   BENCH_PARTS=LIST    any of fio,recovery,timeline,idle,beyond (default
+#                       all five; beyond: handover, FAIL_IO, the recovery
+#                       deadline, a self-recovering device)
+#   BENCH_DEADLINE_MS=T recovery deadline of the beyond part (default 1000)
 #   BENCH_IDLE=S        seconds of each idle window (default 5)
 #   BENCH_LOOP_SIZE=SZ  tmpfs backing file of both loop contenders (1G)
 #   BENCH_RECOVERY_TARGET=null|loop   target of the recovery cycles (null)
@@ -43,6 +46,7 @@ done
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$HERE/../../.." && pwd -P)
 KUBLK=$REPO/tools/testing/selftests/ublk/kublk
+UEVENT=$REPO/tools/testing/selftests/ublk/ublk_uevent
 RES=${UBLK_RESULTS:-/tmp/bench-results}
 WORK=/tmp/bench
 mkdir -p "$RES" "$WORK" || exit 1
@@ -57,7 +61,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CYCLES=${BENCH_CYCLES:-20}
 TIMELINE=${BENCH_TIMELINE:-6}
 ONLY=${BENCH_ONLY:-}
-PARTS=${BENCH_PARTS:-fio,recovery,timeline,idle}
+PARTS=${BENCH_PARTS:-fio,recovery,timeline,idle,beyond}
+DEADLINE_MS=${BENCH_DEADLINE_MS:-1000}
 IDLE=${BENCH_IDLE:-5}
 LOOP_SIZE=${BENCH_LOOP_SIZE:-1G}
 REC_TARGET=${BENCH_RECOVERY_TARGET:-null}
@@ -621,6 +626,163 @@ run_idle_part() {
 	done
 }
 
+# ---------------------------------------------------------------- beyond 6.1
+
+# beyond_dev ARGS...: a null device with kublk add ARGS; prints its id
+beyond_dev() {
+	local id
+
+	id=$("$KUBLK" add -t null "$@" 2> "$WORK/add.err") ||
+		{ warn "kublk add -t null $*: $(tr '\n' ' ' < "$WORK/add.err")"; return 1; }
+	id=${id//[^0-9]/}
+	set_sched "ublkb$id" > /dev/null
+	echo "$id"
+}
+
+# handover_cycle ID TSV CYCLE: kublk handover under fio; the row has the
+# layout of kill_recover's, "kill" being when QUIESCE_DEV was sent
+handover_cycle() {
+	local id=$1 tsv=$2 c=$3 tk tl qq sl
+
+	tk=$EPOCHREALTIME
+	if ! "$KUBLK" handover -n "$id" > /dev/null 2> "$WORK/ho.err"; then
+		warn "handover $c: $(tr '\n' ' ' < "$WORK/ho.err")"
+		return 1
+	fi
+	tl=$EPOCHREALTIME
+	qq=$(sed -n 's/.*QUIESCE->QUIESCED \([0-9.]*\) ms.*/\1/p' "$WORK/ho.err")
+	sl=$(sed -n 's/.*START->LIVE \([0-9.]*\) ms.*/\1/p' "$WORK/ho.err")
+	echo "$c $tk $(awk -v a="$tk" -v q="${qq:-0}" 'BEGIN { printf "%.6f", a + q / 1000 }') $tl ${sl:-nan} nan" >> "$tsv"
+	printf 'bench: handover %2d: QUIESCE->QUIESCED %6s ms, START->LIVE %6s ms, QUIESCE->LIVE %7s ms\n' \
+		"$c" "${qq:-?}" "${sl:-?}" "$(ms_between "$tk" "$tl")"
+}
+
+# failio_cycle ID TSV CYCLE: kill in FAIL_IO mode; "c t_kill t_failio
+# t_first_eio t_live": the state as polled from before the kill, and the
+# first new direct read that fails
+failio_cycle() {
+	local id=$1 tsv=$2 c=$3 pid wpid tk tq te tl
+
+	pid=$(server_pid "$id")
+	"$KUBLK" wait-state -n "$id" FAIL_IO -t 30000 > /dev/null 2>&1 &
+	wpid=$!
+	sleep 0.3
+	tk=$EPOCHREALTIME
+	kill -9 "$pid"
+	while dd if="/dev/ublkb$id" of=/dev/null bs=4k count=1 iflag=direct \
+		status=none 2> /dev/null; do :; done
+	te=$EPOCHREALTIME
+	wait "$wpid" || { warn "FAIL_IO cycle $c: not FAIL_IO"; return 1; }
+	tq=$EPOCHREALTIME
+	"$KUBLK" recover -n "$id" > /dev/null 2>&1 || { warn "FAIL_IO cycle $c: recover failed"; return 1; }
+	tl=$EPOCHREALTIME
+	echo "$c $tk $tq $te $tl" >> "$tsv"
+	printf 'bench: FAIL_IO cycle %2d: kill->first EIO %6s ms, FAIL_IO seen after %6s ms\n' \
+		"$c" "$(ms_between "$tk" "$te")" "$(ms_between "$tk" "$tq")"
+}
+
+# deadline_cycle ID TSV CYCLE: kill, then wait for the deadline's FAIL_IO;
+# "c t_kill t_failio": a reader blocked since the kill gets EIO then
+deadline_cycle() {
+	local id=$1 tsv=$2 c=$3 pid tk tf rpid
+
+	pid=$(server_pid "$id")
+	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > /dev/null 2>&1 &
+	rpid=$!
+	sleep 0.3
+	tk=$EPOCHREALTIME
+	kill -9 "$pid"
+	wait "$rpid"
+	dd if="/dev/ublkb$id" of=/dev/null bs=4k count=1 iflag=direct status=none 2> /dev/null &&
+		{ warn "deadline cycle $c: a read succeeded without a server"; return 1; }
+	tf=$EPOCHREALTIME
+	"$KUBLK" recover -n "$id" > /dev/null 2>&1 || { warn "deadline cycle $c: recover failed"; return 1; }
+	echo "$c $tk $tf" >> "$tsv"
+	printf 'bench: deadline %s ms, cycle %2d: kill->EIO of a waiting read %7s ms\n' \
+		"$DEADLINE_MS" "$c" "$(ms_between "$tk" "$tf")"
+}
+
+# selfrec_cycle ID TSV CYCLE: kill; ublk_uevent runs kublk recover at the
+# QUIESCED uevent; kill_recover's row layout, "live" from a wait-state
+# LIVE started at QUIESCED (an upper bound)
+selfrec_cycle() {
+	local id=$1 tsv=$2 c=$3 pid wpid tk tq tl
+
+	pid=$(server_pid "$id")
+	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > /dev/null 2>&1 &
+	wpid=$!
+	sleep 0.3
+	tk=$EPOCHREALTIME
+	kill -9 "$pid"
+	wait "$wpid" || { warn "self-recovery cycle $c: not QUIESCED"; return 1; }
+	tq=$EPOCHREALTIME
+	"$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null 2>&1 ||
+		{ warn "self-recovery cycle $c: not LIVE again"; return 1; }
+	tl=$EPOCHREALTIME
+	echo "$c $tk $tq $tl nan nan" >> "$tsv"
+	printf 'bench: self-recovery cycle %2d: kill->QUIESCED %6s ms, kill->LIVE <= %7s ms\n' \
+		"$c" "$(ms_between "$tk" "$tq")" "$(ms_between "$tk" "$tl")"
+}
+
+run_beyond_part() {
+	local dir=$RES/beyond id c n lpid
+
+	mkdir -p "$dir"
+	: > "$dir/handover.tsv"
+	: > "$dir/failio.tsv"
+	: > "$dir/deadline.tsv"
+	: > "$dir/selfrec.tsv"
+	echo "$DEADLINE_MS" > "$dir/deadline_ms"
+
+	say "beyond: $CYCLES planned handovers under fio (null, -r --quiesce, no REISSUE)"
+	id=$(beyond_dev -r --quiesce) || return 1
+	fio_start "ublkb$id" "$WORK/handover-fio.json" "$WORK/handover"
+	wait_io "ublkb$id"
+	sleep 1
+	for ((c = 1; c <= CYCLES; c++)); do
+		handover_cycle "$id" "$dir/handover.tsv" "$c" || break
+		sleep 0.5
+	done
+	fio_stop
+	cp "$WORK/handover-fio.json" "$dir/handover-fio.json" 2>/dev/null
+	gzip -c "$WORK/handover_lat.1.log" > "$dir/handover-lat.log.gz"
+	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
+
+	say "beyond: $CYCLES kills in FAIL_IO mode (-r -e)"
+	id=$(beyond_dev -r -e) || return 1
+	for ((c = 1; c <= CYCLES; c++)); do
+		failio_cycle "$id" "$dir/failio.tsv" "$c" || break
+	done
+	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
+
+	n=$((CYCLES < 5 ? CYCLES : 5))
+	say "beyond: $n kills with a recovery deadline of $DEADLINE_MS ms"
+	id=$(beyond_dev -r --recovery-timeout "$DEADLINE_MS") || return 1
+	for ((c = 1; c <= n; c++)); do
+		deadline_cycle "$id" "$dir/deadline.tsv" "$c" || break
+	done
+	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
+
+	say "beyond: $CYCLES kills of a self-recovering device under fio (-r -i, ublk_uevent runs kublk recover)"
+	id=$(beyond_dev -r -i) || return 1
+	"$UEVENT" -n "$id" -s QUIESCED -x "$KUBLK recover -n $id > /dev/null 2>&1" \
+		> "$WORK/uevent.log" 2>&1 &
+	lpid=$!
+	BG_PIDS+=("$lpid")
+	fio_start "ublkb$id" "$WORK/selfrec-fio.json" "$WORK/selfrec"
+	wait_io "ublkb$id"
+	sleep 1
+	for ((c = 1; c <= CYCLES; c++)); do
+		selfrec_cycle "$id" "$dir/selfrec.tsv" "$c" || break
+		sleep 1
+	done
+	fio_stop
+	kill "$lpid" 2>/dev/null
+	cp "$WORK/selfrec-fio.json" "$dir/selfrec-fio.json" 2>/dev/null
+	gzip -c "$WORK/selfrec_lat.1.log" > "$dir/selfrec-lat.log.gz"
+	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
+}
+
 # ---------------------------------------------------------------- main
 
 # pingpong WHEN: the cost of a wake-up across vCPUs and on one vCPU (pipe
@@ -660,6 +822,7 @@ clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksour
 	echo "loop_size=$LOOP_SIZE"
 	echo "recovery_target=$REC_TARGET"
 	echo "standby=$STANDBY"
+	echo "deadline_ms=$DEADLINE_MS"
 	echo "kublk_args=${KUBLK_ARGS[*]}"
 	echo "quick=${BENCH_QUICK:-}"
 	echo "git=$(git -C "$REPO" describe --always --dirty 2>/dev/null)"
@@ -679,7 +842,7 @@ setup_devices
 mkdir -p "$RES/fio"
 
 part fio && [ ${#WORKLOADS[@]} -gt 0 ] && run_fio_part
-if part recovery || part timeline || part idle; then
+if part recovery || part timeline || part idle || part beyond; then
 	# the benchmark devices are not needed any more: less to schedule
 	cleanup
 	make_loop_file || warn "cannot create $LOOP_FILE"
@@ -687,6 +850,7 @@ fi
 part recovery && run_recovery_part
 part timeline && run_timeline_part
 part idle && run_idle_part
+part beyond && run_beyond_part
 
 pingpong end
 echo "elapsed=$(elapsed)" >> "$RES/bench.env"

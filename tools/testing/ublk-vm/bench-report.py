@@ -473,6 +473,99 @@ class Report:
                   f"({s.get('from', NAN):.0f} / {s.get('to', NAN):.0f}) | {s.get('maxlat', NAN):.0f} |")
             w("", "</details>")
 
+    # -------------------------------------------------- beyond 6.1
+    def load_beyond(self):
+        d = os.path.join(self.res, "beyond")
+        self.handover = read_cycles(os.path.join(d, "handover.tsv"))
+        self.selfrec = read_cycles(os.path.join(d, "selfrec.tsv"))
+        ev, lat = read_lat_log(os.path.join(d, "handover-lat.log.gz"))
+        self.handover_stall = stalls(self.handover, ev, lat) if ev else []
+        ev, lat = read_lat_log(os.path.join(d, "selfrec-lat.log.gz"))
+        self.selfrec_stall = stalls(self.selfrec, ev, lat) if ev else []
+        self.handover_fio = fio_metrics(os.path.join(d, "handover-fio.json"))
+        self.failio, self.deadline = [], []
+        try:
+            with open(os.path.join(d, "failio.tsv")) as f:
+                for line in f:
+                    p = [float(x) for x in line.split()]
+                    if len(p) >= 5:
+                        self.failio.append(p)
+            with open(os.path.join(d, "deadline.tsv")) as f:
+                for line in f:
+                    p = [float(x) for x in line.split()]
+                    if len(p) >= 3:
+                        self.deadline.append(p)
+        except (OSError, ValueError):
+            pass
+        self.deadline_ms = float(self.env.get("deadline_ms", "nan") or "nan")
+
+    def handover_errors(self):
+        try:
+            with open(os.path.join(self.res, "beyond", "handover-fio.json")) as f:
+                txt = f.read()
+            d = json.loads(txt[txt.index("{"):])
+            return sum(j.get("total_err", 0) for j in d["jobs"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def beyond_section(self):
+        w = self.w
+        w("", "## Beyond 6.1: handover, FAIL_IO, deadline, self-recovery", "")
+        if not (self.handover or self.failio or self.deadline or self.selfrec):
+            w("No results (part not run).")
+            return
+        errs = self.handover_errors()
+        w("Null target. **Planned handover** (`-r --quiesce`, no REISSUE): `kublk handover` "
+          "under fio 4k random writes at qd 32; QUIESCE is when the command starts, the new "
+          "server is started and armed before it sends QUIESCE_DEV; **I/O stall** as in the "
+          "recovery section (longest gap between completions, 0.3 s before QUIESCE to 1 s "
+          "after LIVE). **FAIL_IO** (`-r -e`): kill → first EIO of a direct read looped from "
+          "the kill on; kill → FAIL_IO as a `wait-state` polling from before the kill sees it. "
+          f"**Deadline** ({self.deadline_ms:.0f} ms, `--recovery-timeout`): kill → EIO of a "
+          "read sent once QUIESCED; its excess over the deadline includes kill → QUIESCED. "
+          "**Self-recovery** (`-r -i`): `ublk_uevent` runs `kublk recover` on the QUIESCED "
+          "uevent, nothing else acts; LIVE from a `wait-state LIVE` (an upper bound).", "",
+          "| measure | cycles | min | median | max |", "|---|---|---|---|---|")
+
+        def row(name, t, n):
+            if t:
+                w(f"| {name} | {n} | {t[0]:.1f} ms | {t[1]:.1f} ms | {t[2]:.1f} ms |")
+
+        h, nh = rec_stats(self.handover), len(self.handover)
+        row("handover: QUIESCE → QUIESCED (old server drained and gone)", h["kq"], nh)
+        row("handover: START → LIVE", h["sl"], nh)
+        row("handover: QUIESCE → LIVE", h["kl"], nh)
+        row("handover: **I/O stall**", mmm([x["stall"] for x in self.handover_stall]),
+            len(self.handover_stall))
+        row("handover: longest I/O latency", mmm([x["maxlat"] for x in self.handover_stall]),
+            len(self.handover_stall))
+        nf = len(self.failio)
+        row("FAIL_IO: kill → first failed I/O", mmm([(r[3] - r[1]) * 1e3 for r in self.failio]), nf)
+        row("FAIL_IO: kill → FAIL_IO seen", mmm([(r[2] - r[1]) * 1e3 for r in self.failio]), nf)
+        nd = len(self.deadline)
+        row("deadline: kill → EIO of a waiting read", mmm([(r[2] - r[1]) * 1e3 for r in self.deadline]), nd)
+        row("deadline: EIO after the deadline (excess)",
+            mmm([(r[2] - r[1]) * 1e3 - self.deadline_ms for r in self.deadline]), nd)
+        sr, ns = rec_stats(self.selfrec), len(self.selfrec)
+        row("self-recovery: kill → QUIESCED", sr["kq"], ns)
+        row("self-recovery: kill → LIVE (upper bound)", sr["kl"], ns)
+        row("self-recovery: **I/O stall**", mmm([x["stall"] for x in self.selfrec_stall]),
+            len(self.selfrec_stall))
+        if errs is not None:
+            w("", f"fio errors across the {nh} handovers: **{errs}** (0 expected: nothing is "
+              "held by a dead server).")
+
+    def beyond_target_rows(self):
+        rows = []
+        st = mmm([x["stall"] for x in self.handover_stall])
+        if st:
+            rows.append(("planned handover stall (median)", "≤ 100 ms", fmt_mmm(st, "{:.0f}", " ms"),
+                         "", met(st[1] <= 100)))
+        errs = self.handover_errors()
+        if errs is not None:
+            rows.append(("I/O errors across planned handovers", "0", str(errs), "", met(errs == 0)))
+        return rows
+
     def recovery_target_rows(self):
         rows = []
         b, i = rec_stats(self.busy), rec_stats(self.idle)
@@ -650,6 +743,7 @@ class Report:
         env = self.env
         self.load_fio()
         self.load_recovery()
+        self.load_beyond()
         self.load_idle()
         w = self.w
         quick = env.get("quick") not in ("", "0", None)
@@ -731,6 +825,7 @@ class Report:
 
         self.fio_section()
         self.recovery_section()
+        self.beyond_section()
         self.idle_section()
 
         w("", "## Timeline of a crash", "")
@@ -763,6 +858,9 @@ class Report:
           "(epoch s), START→LIVE ms (kublk), wait-state ms; `busy-stall.tsv`: stall per "
           "cycle; `standby.tsv`, `standby-stall.tsv`: the same for `recover --standby`; "
           "`busy-lat.log.gz`: fio's per-I/O log (epoch ms, latency ns, ...); `busy-fio.json`",
+          "- `beyond/handover.tsv`, `beyond/selfrec.tsv`: rows as recovery/busy.tsv (QUIESCE "
+          "in the place of the kill for a handover); `failio.tsv`: cycle, kill, FAIL_IO seen, "
+          "first EIO, LIVE; `deadline.tsv`: cycle, kill, EIO; `*-lat.log.gz`, `*-fio.json`: fio's",
           "- `timeline/`: fio's per-I/O log and JSON, the events; `plots/*.dat`: plotted data",
           "- `idle/idle.tsv`: state, window ms, busy CPU ms, context switches, interrupts, "
           "trace events, ublk events, server context switches",
@@ -772,7 +870,8 @@ class Report:
         self.print_summary()
 
     def target_rows(self):
-        return self.ratio_target_rows() + self.recovery_target_rows() + self.idle_target_rows()
+        return (self.ratio_target_rows() + self.recovery_target_rows() +
+                self.beyond_target_rows() + self.idle_target_rows())
 
     def print_summary(self):
         def med(wl, c):

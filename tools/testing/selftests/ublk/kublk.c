@@ -83,6 +83,8 @@ static const char *kublk_state_name(unsigned int state)
 		return "LIVE";
 	case UBLK_S_DEV_QUIESCED:
 		return "QUIESCED";
+	case UBLK_S_DEV_FAIL_IO:
+		return "FAIL_IO";
 	}
 	return "UNKNOWN";
 }
@@ -158,6 +160,8 @@ static const char *ublk_ctrl_name(unsigned int nr)
 		return "END_USER_RECOVERY";
 	case UBLK_CMD_GET_FEATURES:
 		return "GET_FEATURES";
+	case UBLK_CMD_QUIESCE_DEV:
+		return "QUIESCE_DEV";
 	}
 	return "UNKNOWN_CMD";
 }
@@ -189,6 +193,8 @@ static unsigned int ublk_ctrl_op(unsigned int nr)
 		return UBLK_U_CMD_END_USER_RECOVERY;
 	case UBLK_CMD_GET_FEATURES:
 		return UBLK_U_CMD_GET_FEATURES;
+	case UBLK_CMD_QUIESCE_DEV:
+		return UBLK_U_CMD_QUIESCE_DEV;
 	}
 	return nr;
 }
@@ -483,6 +489,12 @@ static void ublk_handle_cmd_cqe(struct kublk_queue *q, int tag,
 	if (cqe->res == UBLK_IO_RES_NEED_GET_DATA &&
 	    nr != UBLK_IO_NEED_GET_DATA) {
 		ublk_queue_io_cmd(q, tag, UBLK_IO_NEED_GET_DATA, 0);
+		return;
+	}
+	if (cqe->res == UBLK_IO_RES_ABORT && q->dev->cfg.ignore_abort) {
+		/* a server that does not let go: only a kill ends it */
+		kublk_err("queue %u tag %d: ignoring UBLK_IO_RES_ABORT",
+			  q->q_id, tag);
 		return;
 	}
 	if (cqe->res != UBLK_IO_RES_ABORT)
@@ -1030,6 +1042,27 @@ static int kublk_add_dev(struct kublk_dev *dev)
 	return ret < 0 ? ublk_ctrl_failed(UBLK_CMD_ADD_DEV, cfg->dev_id, ret) : 0;
 }
 
+/* --recovery-timeout: the device's recovery deadline, through sysfs */
+static int kublk_set_recovery_timeout(__u32 id, int ms)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int ret = 0;
+
+	if (ms < 0)
+		return 0;
+	snprintf(path, sizeof(path),
+		 "/sys/class/ublk-char/ublkc%u/recovery_timeout_ms", id);
+	f = fopen(path, "w");
+	if (!f || fprintf(f, "%d\n", ms) < 0)
+		ret = -errno;
+	if (f && fclose(f) && !ret)
+		ret = -errno;
+	if (ret)
+		kublk_err("write %s: %s", path, strerror(-ret));
+	return ret;
+}
+
 static int kublk_set_params(struct kublk_dev *dev)
 {
 	struct ublk_params *p = &dev->params;
@@ -1090,6 +1123,10 @@ static int kublk_add_server(struct kublk_dev *dev)
 	if (ret)
 		goto del_dev;
 	ret = kublk_set_params(dev);
+	if (ret)
+		goto free_queues;
+	ret = kublk_set_recovery_timeout(dev->info.dev_id,
+					 dev->cfg.recovery_timeout_ms);
 	if (ret)
 		goto free_queues;
 	ret = kublk_open_cdev(dev);
@@ -1180,18 +1217,25 @@ static int kublk_recover_load(struct kublk_dev *dev)
 	return 0;
 }
 
+/* QUIESCED or FAIL_IO: the device waits for a new server */
+static bool kublk_state_recoverable(unsigned int state)
+{
+	return state == UBLK_S_DEV_QUIESCED || state == UBLK_S_DEV_FAIL_IO;
+}
+
 static bool kublk_is_quiesced(struct kublk_dev *dev)
 {
 	struct ublksrv_ctrl_dev_info info;
 
 	return !ublk_ctrl_get_info(&dev->ctrl, dev->info.dev_id, &info) &&
-	       info.state == UBLK_S_DEV_QUIESCED;
+	       kublk_state_recoverable(info.state);
 }
 
 /*
  * --standby: the new server is loaded and armed while the old one still
- * serves, and takes over as soon as the device is QUIESCED, so a crash
- * costs no process start-up. Polls: the driver has no state-change event.
+ * serves, and takes over as soon as the device is QUIESCED (or FAIL_IO),
+ * so a crash costs no process start-up. handover waits here too, for the
+ * old server to let go. Polls: a uevent would need a netlink socket.
  */
 static int kublk_wait_quiesced(struct kublk_dev *dev)
 {
@@ -1203,10 +1247,10 @@ static int kublk_wait_quiesced(struct kublk_dev *dev)
 		ret = ublk_ctrl_get_info(&dev->ctrl, id, &info);
 		if (ret < 0)
 			return ublk_ctrl_failed(UBLK_CMD_GET_DEV_INFO, id, ret);
-		if (info.state == UBLK_S_DEV_QUIESCED)
+		if (kublk_state_recoverable(info.state))
 			return 0;
 		if (info.state != UBLK_S_DEV_LIVE) {
-			kublk_err("standby: device %u stopped", id);
+			kublk_err("recover: device %u stopped", id);
 			return -ENODEV;
 		}
 		kublk_sleep_ms(1);
@@ -1236,9 +1280,30 @@ static int kublk_start_recovery(struct kublk_dev *dev, double *t0)
 	return 0;
 }
 
+/*
+ * handover: QUIESCE_DEV makes the old server finish what it holds and
+ * exit; the device is QUIESCED once it has let go of /dev/ublkcN.
+ */
+static int kublk_quiesce(struct kublk_dev *dev, double *tq)
+{
+	__u32 id = dev->info.dev_id;
+	int ret;
+
+	*tq = kublk_now_ms();
+	ret = ublk_ctrl_simple(&dev->ctrl, UBLK_CMD_QUIESCE_DEV, id, 0);
+	if (ret)
+		return ret;
+	fprintf(stderr, "handover: QUIESCE_DEV %.1f ms\n", kublk_now_ms() - *tq);
+	ret = kublk_wait_quiesced(dev);
+	if (!ret)
+		fprintf(stderr, "handover: QUIESCE->QUIESCED %.1f ms\n",
+			kublk_now_ms() - *tq);
+	return ret;
+}
+
 static int kublk_recover_server(struct kublk_dev *dev)
 {
-	double t0;
+	double t0, tq = 0;
 	int ret;
 
 	dev->recovering = true;
@@ -1260,6 +1325,12 @@ static int kublk_recover_server(struct kublk_dev *dev)
 		if (ret)
 			goto free_queues;
 	}
+	if (dev->cfg.handover) {
+		/* loaded and armed: only now does the old server let go */
+		ret = kublk_quiesce(dev, &tq);
+		if (ret)
+			goto free_queues;
+	}
 	ret = kublk_start_recovery(dev, &t0);
 	if (ret)
 		goto free_queues;
@@ -1274,6 +1345,9 @@ static int kublk_recover_server(struct kublk_dev *dev)
 	if (kublk_go_live(dev, UBLK_CMD_END_USER_RECOVERY))
 		exit(1);
 	fprintf(stderr, "recover: START->LIVE %.1f ms\n", kublk_now_ms() - t0);
+	if (dev->cfg.handover)
+		fprintf(stderr, "handover: QUIESCE->LIVE %.1f ms\n",
+			kublk_now_ms() - tq);
 
 	kublk_announce(dev);
 	kublk_serve(dev);
@@ -1409,17 +1483,25 @@ static void kublk_usage(FILE *out)
 "      [--direct] [-s SIZE] [-r] [-i] [--get-data] [--comp-in-task]\n"
 "      [--foreground] [--lbs N] [--pbs N] [--ro] [--rotational]\n"
 "      [--no-discard] [--flags UBLK_F_BITS] [--hold N] [--defer-taskrun]\n"
+"      [-e] [--quiesce] [--recovery-timeout MS] [--ignore-abort]\n"
 "  recover -n ID [--foreground] [--standby] [-t TARGET] [-f FILE] [--direct]\n"
+"  handover -n ID [the options of recover]\n"
+"  quiesce -n ID\n"
 "  del -n ID | --all\n"
 "  list [-n ID]\n"
 "  state -n ID\n"
-"  wait-state -n ID DEAD|LIVE|QUIESCED [-t TIMEOUT_MS]\n"
+"  wait-state -n ID DEAD|LIVE|QUIESCED|FAIL_IO [-t TIMEOUT_MS]\n"
 "  kill-queue -n ID -q QUEUE\n"
 "  features\n"
 "\n"
 "add prints the device id once /dev/ublkbN is LIVE. Defaults: id chosen by\n"
 "the driver, 1 queue, depth 128, 512K buffers, null size 1G, loop size the\n"
-"file's. -r: UBLK_F_USER_RECOVERY, -i: UBLK_F_USER_RECOVERY_REISSUE.\n"
+"file's. -r: UBLK_F_USER_RECOVERY, -i: UBLK_F_USER_RECOVERY_REISSUE,\n"
+"-e: UBLK_F_USER_RECOVERY_FAIL_IO, --quiesce: UBLK_F_QUIESCE (handover).\n"
+"handover: a new server takes over a LIVE device without a crash\n"
+"(QUIESCE_DEV, then START/END_USER_RECOVERY); quiesce: QUIESCE_DEV only.\n"
+"--recovery-timeout MS: the device's recovery deadline (sysfs).\n"
+"--ignore-abort: the server never exits on UBLK_IO_RES_ABORT (tests).\n"
 "--lbs/--pbs: a shift (9, 12) or a size in bytes (512, 4096).\n"
 "SIZE and BUF_BYTES take K, M, G, T suffixes. Every command accepts\n"
 "--ioctl-encode (send the UBLK_U_* command encodings). --hold N: never\n"
@@ -1502,6 +1584,9 @@ enum {
 	OPT_IOCTL,
 	OPT_HOLD,
 	OPT_DEFER_TASKRUN,
+	OPT_QUIESCE,
+	OPT_IGNORE_ABORT,
+	OPT_RECOVERY_TIMEOUT,
 	OPT_ALL,
 };
 
@@ -1529,6 +1614,10 @@ static const struct option kublk_dev_opts[] = {
 	{ "ioctl-encode",	no_argument,		NULL, OPT_IOCTL },
 	{ "hold",		required_argument,	NULL, OPT_HOLD },
 	{ "defer-taskrun",	no_argument,		NULL, OPT_DEFER_TASKRUN },
+	{ "fail-io",		no_argument,		NULL, 'e' },
+	{ "quiesce",		no_argument,		NULL, OPT_QUIESCE },
+	{ "ignore-abort",	no_argument,		NULL, OPT_IGNORE_ABORT },
+	{ "recovery-timeout",	required_argument,	NULL, OPT_RECOVERY_TIMEOUT },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL,			0,			NULL, 0 },
 };
@@ -1570,6 +1659,10 @@ static bool kublk_dev_opt_value(struct kublk_cfg *cfg, int c, const char *arg)
 	case OPT_HOLD:
 		cfg->hold = kublk_arg_num("--hold", arg, UINT_MAX, false);
 		break;
+	case OPT_RECOVERY_TIMEOUT:
+		cfg->recovery_timeout_ms = kublk_arg_num("--recovery-timeout",
+							 arg, INT_MAX, false);
+		break;
 	default:
 		return false;
 	}
@@ -1585,6 +1678,15 @@ static bool kublk_dev_opt_flag(struct kublk_cfg *cfg, int c)
 		break;
 	case 'i':
 		cfg->flags |= UBLK_F_USER_RECOVERY_REISSUE;
+		break;
+	case 'e':
+		cfg->flags |= UBLK_F_USER_RECOVERY_FAIL_IO;
+		break;
+	case OPT_QUIESCE:
+		cfg->flags |= UBLK_F_QUIESCE;
+		break;
+	case OPT_IGNORE_ABORT:
+		cfg->ignore_abort = true;
 		break;
 	case OPT_GET_DATA:
 		cfg->flags |= UBLK_F_NEED_GET_DATA;
@@ -1626,7 +1728,7 @@ static void kublk_parse_dev_opts(int argc, char **argv, struct kublk_cfg *cfg)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "t:n:q:d:b:f:s:rih",
+	while ((c = getopt_long(argc, argv, "t:n:q:d:b:f:s:rieh",
 				kublk_dev_opts, NULL)) != -1) {
 		if (c == 'h') {
 			kublk_usage(stdout);
@@ -1657,6 +1759,7 @@ static struct kublk_dev *kublk_dev_new(void)
 	cfg->buf_bytes = KUBLK_DEF_BUF_BYTES;
 	cfg->lbs_shift = KUBLK_DEF_LBS_SHIFT;
 	cfg->pbs_shift = -1;
+	cfg->recovery_timeout_ms = -1;
 	dev->cdev_fd = -1;
 	dev->tgt_fd = -1;
 	dev->status_fd = -1;
@@ -1688,7 +1791,8 @@ static int cmd_recover(int argc, char **argv)
 
 	kublk_parse_dev_opts(argc, argv, &dev->cfg);
 	if (dev->cfg.dev_id == UINT_MAX)
-		kublk_usage_error("recover: -n ID is required");
+		kublk_usage_error("%s: -n ID is required", argv[0]);
+	dev->cfg.handover = !strcmp(argv[0], "handover");
 	return kublk_run_server(dev, kublk_recover_server);
 }
 
@@ -2011,10 +2115,12 @@ static int cmd_state(int argc, char **argv)
 
 static int kublk_parse_state(const char *s)
 {
-	static const char *const names[] = { "DEAD", "LIVE", "QUIESCED" };
+	static const char *const names[] = {
+		"DEAD", "LIVE", "QUIESCED", "FAIL_IO"
+	};
 	unsigned int i;
 
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcasecmp(s, names[i]))
 			return i;
 	return kublk_arg_num("STATE", s, USHRT_MAX, false);
@@ -2142,6 +2248,28 @@ static int cmd_kill_queue(int argc, char **argv)
 	return ret ? 1 : 0;
 }
 
+/* quiesce: QUIESCE_DEV alone; the old server exits, nobody takes over */
+static int cmd_quiesce(int argc, char **argv)
+{
+	struct ublk_ctrl ctrl;
+	struct kublk_args a;
+	double t0;
+	int ret;
+
+	kublk_parse_tool(argc, argv, "n:h", &a);
+	kublk_need_id(&a, "quiesce");
+	kublk_no_pos(&a, "quiesce");
+	if (ublk_ctrl_open(&ctrl))
+		return 1;
+	t0 = kublk_now_ms();
+	ret = ublk_ctrl_simple(&ctrl, UBLK_CMD_QUIESCE_DEV, a.dev_id, 0);
+	ublk_ctrl_close(&ctrl);
+	if (ret)
+		return 1;
+	printf("%.1f\n", kublk_now_ms() - t0);
+	return 0;
+}
+
 static int cmd_features(int argc, char **argv)
 {
 	struct ublk_ctrl ctrl;
@@ -2170,6 +2298,8 @@ static const struct {
 } kublk_cmds[] = {
 	{ "add",	cmd_add },
 	{ "recover",	cmd_recover },
+	{ "handover",	cmd_recover },
+	{ "quiesce",	cmd_quiesce },
 	{ "del",	cmd_del },
 	{ "list",	cmd_list },
 	{ "state",	cmd_state },

@@ -98,6 +98,9 @@ struct kublk_cfg {
 	bool standby;			/* recover: wait for QUIESCED first */
 	unsigned int hold;		/* --hold: never answer the first N */
 	bool defer_taskrun;		/* queue rings with DEFER_TASKRUN */
+	bool handover;			/* recover: QUIESCE_DEV the old one */
+	bool ignore_abort;		/* --ignore-abort: never exit on ABORT */
+	int recovery_timeout_ms;	/* --recovery-timeout; -1: unset */
 };
 
 /* One tag of one queue. */

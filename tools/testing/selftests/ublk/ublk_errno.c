@@ -513,6 +513,8 @@ static const char *state_name(int s)
 		return "LIVE";
 	case UBLK_S_DEV_QUIESCED:
 		return "QUIESCED";
+	case UBLK_S_DEV_FAIL_IO:
+		return "FAIL_IO";
 	}
 	return "?";
 }
@@ -1071,6 +1073,22 @@ static void ctrl_add_dev_cases(struct ctrl *c, int ncpu)
 	info.flags = UBLK_F_USER_RECOVERY_REISSUE;
 	add_must_fail(c, UBLK_CMD_ADD_DEV, ID_A, sizeof(info), 0, &info,
 		      -EINVAL, "REISSUE without USER_RECOVERY");
+	info.flags = UBLK_F_USER_RECOVERY_FAIL_IO;
+	add_must_fail(c, UBLK_CMD_ADD_DEV, ID_A, sizeof(info), 0, &info,
+		      -EINVAL, "FAIL_IO without USER_RECOVERY");
+	info.flags = UBLK_F_USER_RECOVERY_FAIL_IO | UBLK_F_USER_RECOVERY_REISSUE;
+	add_must_fail(c, UBLK_CMD_ADD_DEV, ID_A, sizeof(info), 0, &info,
+		      -EINVAL, "FAIL_IO | REISSUE without USER_RECOVERY");
+	info.flags = UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE |
+		     UBLK_F_USER_RECOVERY_FAIL_IO;
+	add_must_fail(c, UBLK_CMD_ADD_DEV, ID_A, sizeof(info), 0, &info,
+		      -EINVAL, "USER_RECOVERY | REISSUE | FAIL_IO");
+	info.flags = UBLK_F_QUIESCE;
+	add_must_fail(c, UBLK_CMD_ADD_DEV, ID_A, sizeof(info), 0, &info,
+		      -EINVAL, "QUIESCE without USER_RECOVERY");
+	info.flags = UBLK_F_QUIESCE | UBLK_F_USER_RECOVERY_REISSUE;
+	add_must_fail(c, UBLK_CMD_ADD_DEV, ID_A, sizeof(info), 0, &info,
+		      -EINVAL, "QUIESCE | REISSUE without USER_RECOVERY");
 	expect_res(get_state(c, ID_A), -ENODEV,
 		   "no device left behind by the failed ADD_DEVs");
 
@@ -1173,6 +1191,66 @@ static void ctrl_get_info_cases(struct ctrl *c)
 		   "plain GET_DEV_INFO2 returns what GET_DEV_INFO does");
 	expect_res(ctrl_cmd(c, UBLK_U_CMD_GET_DEV_INFO2, ID_A, NO_QUEUE, 63,
 			    PTR(&enc), 0), -EINVAL, "GET_DEV_INFO2 len 63");
+}
+
+/*
+ * The recovery combinations ADD_DEV accepts beyond 6.1 (FAIL_IO, QUIESCE),
+ * and QUIESCE_DEV outside a LIVE device with UBLK_F_QUIESCE.
+ */
+static void ctrl_beyond_cases(struct ctrl *c)
+{
+	static const struct {
+		__u64 flags;
+		const char *what;
+	} ok[] = {
+		{ UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_FAIL_IO,
+		  "USER_RECOVERY | FAIL_IO" },
+		{ UBLK_F_USER_RECOVERY | UBLK_F_QUIESCE,
+		  "USER_RECOVERY | QUIESCE" },
+		{ UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE |
+		  UBLK_F_QUIESCE, "USER_RECOVERY | REISSUE | QUIESCE" },
+		{ UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_FAIL_IO |
+		  UBLK_F_QUIESCE, "USER_RECOVERY | FAIL_IO | QUIESCE" },
+	};
+	struct ublksrv_ctrl_dev_info info;
+	__u64 feat = 0;
+	unsigned int i;
+	char what[128];
+
+	expect_res(ctrl_cmd(c, UBLK_CMD_GET_FEATURES, UINT32_MAX, NO_QUEUE,
+			    UBLK_FEATURES_LEN, PTR(&feat), 0), 0, "GET_FEATURES");
+	expect_val(!!(feat & UBLK_F_USER_RECOVERY_FAIL_IO), 1,
+		   "GET_FEATURES reports UBLK_F_USER_RECOVERY_FAIL_IO");
+	expect_val(!!(feat & UBLK_F_QUIESCE), 1,
+		   "GET_FEATURES reports UBLK_F_QUIESCE");
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		info_init(&info, ID_A, 1, 8, 65536, ok[i].flags);
+		snprintf(what, sizeof(what), "ADD_DEV %s", ok[i].what);
+		expect_res(add_dev(c, &info), 0, what);
+		expect_val(info.flags & ok[i].flags, ok[i].flags,
+			   "ADD_DEV keeps the recovery flags");
+		snprintf(what, sizeof(what), "QUIESCE_DEV on a DEAD device (%s)",
+			 ok[i].what);
+		expect_res(ctrl_cmd(c, UBLK_U_CMD_QUIESCE_DEV, ID_A, NO_QUEUE,
+				    0, 0, 0),
+			   (ok[i].flags & UBLK_F_QUIESCE) ? -EBUSY : -EINVAL,
+			   what);
+		expect_res(ctrl_cmd(c, UBLK_CMD_QUIESCE_DEV, ID_A, NO_QUEUE,
+				    0, 0, 0),
+			   (ok[i].flags & UBLK_F_QUIESCE) ? -EBUSY : -EINVAL,
+			   "QUIESCE_DEV, plain opcode 0x16");
+		expect_res(start_recovery(c, ID_A), -EBUSY,
+			   "START_USER_RECOVERY on a DEAD device");
+		expect_res(del_dev(c, ID_A), 0, "DEL_DEV");
+	}
+	info_init(&info, ID_A, 1, 8, 65536, UBLK_F_USER_RECOVERY);
+	expect_res(add_dev(c, &info), 0, "ADD_DEV USER_RECOVERY");
+	expect_res(ctrl_cmd(c, UBLK_U_CMD_QUIESCE_DEV, ID_A, NO_QUEUE, 0, 0, 0),
+		   -EINVAL, "QUIESCE_DEV without UBLK_F_QUIESCE");
+	expect_res(del_dev(c, ID_A), 0, "DEL_DEV");
+	expect_res(ctrl_cmd(c, UBLK_U_CMD_QUIESCE_DEV, ID_NONE, NO_QUEUE, 0, 0,
+			    0), -ENODEV, "QUIESCE_DEV of no device");
 }
 
 static void ctrl_nodev_cases(struct ctrl *c)
@@ -1642,6 +1720,7 @@ static void run_ctrl(void)
 	expect_res(ctrl_cmd_t(&c, UBLK_U_CMD_DEL_DEV, ID_C, NO_QUEUE, 0, 0, 0,
 			      0, START_TIMEOUT_MS), 0,
 		   "UBLK_U_CMD_DEL_DEV (ioctl-encoded) 902");
+	ctrl_beyond_cases(&c);
 	for (id = ID_A; id <= ID_E; id++)
 		del_quietly(&c, id);
 	ctrl_close(&c);
@@ -2549,7 +2628,7 @@ static int parse_state(const char *s)
 {
 	int i;
 
-	for (i = UBLK_S_DEV_DEAD; i <= UBLK_S_DEV_QUIESCED; i++)
+	for (i = UBLK_S_DEV_DEAD; i <= UBLK_S_DEV_FAIL_IO; i++)
 		if (!strcasecmp(s, state_name(i)))
 			return i;
 	return -1;

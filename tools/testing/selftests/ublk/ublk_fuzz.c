@@ -498,6 +498,7 @@ static const char *const ctrl_names[] = {
 	[UBLK_CMD_END_USER_RECOVERY] = "EREC",
 	[UBLK_CMD_GET_DEV_INFO2] = "INFO2",
 	[UBLK_CMD_GET_FEATURES] = "FEAT",
+	[UBLK_CMD_QUIESCE_DEV] = "QUIESCE",
 };
 
 static const char *op_name(__u32 op, char *buf, size_t len)
@@ -571,6 +572,8 @@ static void random_info(struct rng *r, struct ublksrv_ctrl_dev_info *info,
 		UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE,
 		UBLK_F_URING_CMD_COMP_IN_TASK, UBLK_F_NEED_GET_DATA,
 		UBLK_F_CMD_IOCTL_ENCODE,
+		UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_FAIL_IO,
+		UBLK_F_USER_RECOVERY | UBLK_F_QUIESCE,
 	};
 	unsigned int i;
 
@@ -664,7 +667,8 @@ static int ctrl_do(struct cring *c, struct rng *r, __u32 op,
 	/* commands that may never come back are also logged before */
 	if (nr == UBLK_CMD_DEL_DEV || nr == UBLK_CMD_STOP_DEV ||
 	    nr == UBLK_CMD_START_DEV || nr == UBLK_CMD_END_USER_RECOVERY ||
-	    nr == UBLK_CMD_START_USER_RECOVERY || nr == UBLK_CMD_ADD_DEV)
+	    nr == UBLK_CMD_START_USER_RECOVERY || nr == UBLK_CMD_ADD_DEV ||
+	    nr == UBLK_CMD_QUIESCE_DEV)
 		logf_("%s[%s] id=%d d0=%lld ...", op_name(op, ob, sizeof(ob)),
 		      c->kind, (int)cmd->dev_id, (long long)cmd->data[0]);
 	res = ctrl_send(c, op, cmd, sqe_flags, timeout_ms);
@@ -1337,8 +1341,8 @@ static void op_ctrl_random(struct worker *w)
 		UBLK_CMD_ADD_DEV, UBLK_CMD_DEL_DEV, UBLK_CMD_START_DEV,
 		UBLK_CMD_STOP_DEV, UBLK_CMD_SET_PARAMS, UBLK_CMD_GET_PARAMS,
 		UBLK_CMD_START_USER_RECOVERY, UBLK_CMD_END_USER_RECOVERY,
-		UBLK_CMD_GET_DEV_INFO2, UBLK_CMD_GET_FEATURES, 0, 3, 0x0a,
-		0x14, 0x20, 0xff,
+		UBLK_CMD_GET_DEV_INFO2, UBLK_CMD_GET_FEATURES,
+		UBLK_CMD_QUIESCE_DEV, 0, 3, 0x0a, 0x14, 0x15, 0x17, 0x20, 0xff,
 	};
 	static const __u16 qids[] = { 0, 1, 2, NO_QUEUE, 4095, 4096 };
 	static const __u16 lens[] = { 0, 1, 8, 16, 63, 64, 65, 80, 128, 4096,
@@ -1501,7 +1505,10 @@ static void op_ctrl_sane(struct worker *w)
 	struct ublksrv_ctrl_dev_info *info = w->buf;
 	pid_t srv = find_server(w, id);
 
-	switch (below(r, 10)) {
+	switch (below(r, 11)) {
+	case 10:
+		simple(w, UBLK_CMD_QUIESCE_DEV, id, 0, 15000);
+		break;
 	case 0:
 	case 1:
 		add_sane(w, one_in(r, 3) ? -1U : id, info);
