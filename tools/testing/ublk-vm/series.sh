@@ -219,7 +219,7 @@ make_series() {
 	date=$(git -C "$REPO" log -1 --format=%cD HEAD)
 
 	put_file include/uapi/linux/ublk_cmd.h
-	commit_step "ublk: uapi: add GET_FEATURES, GET_DEV_INFO2 and ioctl encoding" \
+	commit_step "ublk: uapi: add the commands and flags of later kernels" \
 "Bring include/uapi/linux/ublk_cmd.h to what the new driver implements.
 Every struct, command, opcode, flag bit and state value of 6.1 keeps its
 layout and number, so 6.1 servers work unchanged (the generic selftests
@@ -227,7 +227,9 @@ compare every size, offset and value with the system's 6.1 header). What
 is added uses the numbers later upstream kernels assigned, so newer
 servers work too: GET_DEV_INFO2 (6.3), UBLK_F_CMD_IOCTL_ENCODE and the
 ioctl-encoded UBLK_U_CMD_* and UBLK_U_IO_* commands (6.4), GET_FEATURES
-with UBLK_FEATURES_LEN.
+with UBLK_FEATURES_LEN, UBLK_F_USER_RECOVERY_FAIL_IO with the state
+UBLK_S_DEV_FAIL_IO (6.13), and UBLK_F_QUIESCE with
+UBLK_U_CMD_QUIESCE_DEV (6.16).
 
 No definition 6.1 has changes value, so the 6.1 driver still builds with
 this header and the series stays bisectable."
@@ -250,6 +252,16 @@ parameter bounds how long they wait for a living server that never
 answers. Every command validates its input and returns an errno; no
 input from userspace may reach a WARN.
 
+Beyond 6.1: UBLK_F_USER_RECOVERY_FAIL_IO fails I/O at once while no
+server serves the device instead of letting it wait; QUIESCE_DEV hands a
+LIVE device to a new server without a crash and without an I/O error; a
+per-device recovery deadline (sysfs recovery_timeout_ms, module parameter
+for the default, 0 = wait forever) fails waiting I/O after a server has
+been gone that long, so tasks do not stay in D state forever; and every
+state change is a KOBJ_CHANGE uevent of /dev/ublkcN (UBLK_DEV_ID,
+UBLK_STATE) with a read-only sysfs 'state', so udev or systemd can start
+a new server.
+
 The wire conventions of 6.1 are kept (the queue index in data[0] for
 GET_QUEUE_AFFINITY, the server pid in data[0] for START_DEV and
 END_USER_RECOVERY): ublksrv v1.0 runs against it unchanged."
@@ -257,8 +269,9 @@ END_USER_RECOVERY): ublksrv v1.0 runs against it unchanged."
 	kconfig_merged | put drivers/block/Kconfig
 	makefile_merged "$idx" | put drivers/block/Makefile
 	commit_step "ublk: Kconfig: describe user recovery, select TRACEPOINTS" \
-"The driver emits tracepoints, so select TRACEPOINTS rather than rely on
-another option to have done it. It needs io_uring rather than forcing it
+"The driver learns of a server's death from the sched_process_exit
+tracepoint, so select TRACEPOINTS rather than rely on another option to
+have done it. It needs io_uring rather than forcing it
 on, so depend on IO_URING instead of selecting it. And the help text now
 says what a ublk device does when its server dies, which is what a user
 enabling the option needs to know. drivers/block/Makefile already builds
@@ -269,7 +282,9 @@ ublk_drv.o from CONFIG_BLK_DEV_UBLK and stays as it is."
 "Server authors need the exact contract: which fields of struct
 ublksrv_ctrl_cmd each control command reads and writes and which errno it
 returns, the device states and who moves between them, and the recovery
-procedure step by step. Also spell out the data-safety caveat of
+procedure step by step, the four recovery modes side by side, the planned
+handover, the recovery deadline and the state uevents with a udev rule
+and a systemd unit. Also spell out the data-safety caveat of
 UBLK_F_USER_RECOVERY_REISSUE: a write may be done twice."
 
 	put_tree tools/testing/selftests/ublk
@@ -279,7 +294,8 @@ UBLK_F_USER_RECOVERY_REISSUE: a write may be done twice."
 targets and a recover command, and test_*.sh scripts grouped as generic
 (ABI equality with 6.1's header, every errno), null, loop, recover
 (kill -9 and recover under fio, with and without REISSUE, data
-verified), race, fuzz and soak. Tests that need ublksrv (compat) skip
+verified), handover, race, fuzz and soak, with ublk_uevent, a uevent
+listener that stands in for udev. Tests that need ublksrv (compat) skip
 without it. The file the directory held in Debian's tree goes: the tests
 are these. The directory builds through lib.mk:
 
@@ -318,8 +334,11 @@ UBLK_F_USER_RECOVERY_REISSUE, are issued again to the next server, and
 START/END_USER_RECOVERY bring a new server in; START may be sent again
 after a recovery tool died halfway. STOP_DEV and DEL_DEV work in every
 state. Later upstream commands use upstream's numbers: GET_DEV_INFO2
-(6.3), the ioctl encoding (6.4) and GET_FEATURES. The 6.1 ABI is
-unchanged: 6.1 servers (ublksrv v1.0) run as they are.
+(6.3), the ioctl encoding (6.4), GET_FEATURES, FAIL_IO (6.13) and the
+planned handover QUIESCE_DEV (6.16). Of its own it adds a recovery
+deadline and state uevents, so that a device can bring itself back
+through udev. The 6.1 ABI is unchanged: 6.1 servers (ublksrv v1.0) run
+as they are.
 
 Patch 1 extends the uapi header, patch 2 replaces the driver, patch 3
 updates Kconfig, patch 4 the documentation, patch 5 adds kselftests with
