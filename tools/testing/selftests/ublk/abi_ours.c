@@ -11,9 +11,8 @@
 #error "build with -I include/uapi first: this is the project's side"
 #endif
 
+#define ABI_TABLE_FN abi_ours_table
 #include "abi_list.h"
-
-UBLK_ABI_TABLE_FN(abi_ours_table)
 
 /*
  * Beyond 6.1 our header carries numbers later upstream kernels assigned.
@@ -23,7 +22,6 @@ UBLK_ABI_TABLE_FN(abi_ours_table)
  * wrong direction or struct in our macros shows up here.
  */
 #define FACT(c, v)	{ #c, (unsigned long long)(c), (v) },
-#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 const struct abi_fact *abi_ours_facts(unsigned int *nr)
 {

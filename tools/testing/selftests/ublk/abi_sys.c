@@ -6,6 +6,5 @@
  */
 #include <errno.h>
 #include "/usr/include/linux/ublk_cmd.h"
+#define ABI_TABLE_FN abi_sys_table
 #include "abi_list.h"
-
-UBLK_ABI_TABLE_FN(abi_sys_table)

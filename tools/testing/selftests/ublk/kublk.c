@@ -42,7 +42,8 @@
 #define KUBLK_KILLQ_WAIT_MS	5000
 
 static bool kublk_ioctl_encode;		/* --ioctl-encode */
-static __thread volatile sig_atomic_t kublk_queue_killed;
+/* set by the SIGUSR2 handler: relaxed atomics keep it signal-safe */
+static __thread sig_atomic_t kublk_queue_killed;
 
 /* ---------------------------------------------------------------------
  * Small helpers
@@ -541,7 +542,7 @@ static void ublk_queue_reap(struct kublk_queue *q)
  */
 static void ublk_queue_check_killed(struct kublk_queue *q)
 {
-	if (!kublk_queue_killed)
+	if (!__atomic_load_n(&kublk_queue_killed, __ATOMIC_RELAXED))
 		return;
 	__atomic_store_n(&q->exiting, 1, __ATOMIC_RELEASE);
 	pthread_kill(q->dev->main_thread, SIGRTMIN);
@@ -898,7 +899,7 @@ static bool kublk_stop_queues(struct kublk_dev *dev)
 static void kublk_sigusr2(int sig)
 {
 	(void)sig;
-	kublk_queue_killed = 1;
+	__atomic_store_n(&kublk_queue_killed, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -1174,7 +1175,7 @@ static const struct ublk_tgt_ops *kublk_find_tgt(const char *name)
 {
 	unsigned int i;
 
-	for (i = 0; i < sizeof(kublk_tgts) / sizeof(kublk_tgts[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(kublk_tgts); i++)
 		if (!strcmp(kublk_tgts[i]->name, name))
 			return kublk_tgts[i];
 	return NULL;
@@ -1474,9 +1475,7 @@ static int kublk_run_server(struct kublk_dev *dev,
  * Command line
  */
 
-static void kublk_usage(FILE *out)
-{
-	fprintf(out,
+static const char kublk_usage_text[] =
 "usage: kublk COMMAND [OPTIONS]\n"
 "\n"
 "  add -t null|loop [-n ID] [-q QUEUES] [-d DEPTH] [-b BUF_BYTES] [-f FILE]\n"
@@ -1507,10 +1506,14 @@ static void kublk_usage(FILE *out)
 "--ioctl-encode (send the UBLK_U_* command encodings). --hold N: never\n"
 "answer the first N write requests (tests). --defer-taskrun: queue rings with\n"
 "IORING_SETUP_DEFER_TASKRUN.\n"
-"State files and daemon logs: $KUBLK_RUN_DIR, default " KUBLK_RUN_DIR ".\n");
+"State files and daemon logs: $KUBLK_RUN_DIR, default " KUBLK_RUN_DIR ".\n";
+
+static void kublk_usage(FILE *out)
+{
+	fputs(kublk_usage_text, out);
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
+static void __noreturn __printf(1, 2)
 kublk_usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -2120,7 +2123,7 @@ static int kublk_parse_state(const char *s)
 	};
 	unsigned int i;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(names); i++)
 		if (!strcasecmp(s, names[i]))
 			return i;
 	return kublk_arg_num("STATE", s, USHRT_MAX, false);
@@ -2320,7 +2323,7 @@ int main(int argc, char **argv)
 		kublk_usage(stdout);
 		return 0;
 	}
-	for (i = 0; i < sizeof(kublk_cmds) / sizeof(kublk_cmds[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(kublk_cmds); i++)
 		if (!strcmp(argv[1], kublk_cmds[i].name))
 			return kublk_cmds[i].fn(argc - 1, argv + 1);
 	kublk_usage_error("unknown command '%s'", argv[1]);

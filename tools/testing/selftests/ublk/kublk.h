@@ -35,6 +35,24 @@
 #error "not the project's ublk_cmd.h: build with -I<tree>/include/uapi"
 #endif
 
+/*
+ * The kernel's spellings of a few helpers; userspace has no
+ * <linux/compiler.h>, and tools/include is not on the path standalone.
+ */
+#define __ublk_attr(x)		__attribute__(x)
+#ifndef __printf
+#define __printf(a, b)		__ublk_attr((format(printf, a, b)))
+#endif
+#ifndef __noreturn
+#define __noreturn		__ublk_attr((noreturn))
+#endif
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
+#endif
+#ifndef BIT_ULL
+#define BIT_ULL(nr)		(1ULL << (nr))
+#endif
+
 #define UBLK_CTRL_DEV		"/dev/ublk-control"
 #define UBLK_CDEV_FMT		"/dev/ublkc%u"
 #define UBLK_BDEV_FMT		"/dev/ublkb%u"
@@ -43,7 +61,7 @@
 #define KUBLK_DEF_QUEUES	1
 #define KUBLK_DEF_DEPTH		128
 #define KUBLK_DEF_BUF_BYTES	(512U << 10)
-#define KUBLK_DEF_NULL_SIZE	(1ULL << 30)
+#define KUBLK_DEF_NULL_SIZE	BIT_ULL(30)
 #define KUBLK_DEF_LBS_SHIFT	9
 #define KUBLK_DEF_PBS_SHIFT	12
 
@@ -54,7 +72,7 @@
  * CQE user_data: bits 0-15 tag, 16-23 the ublk command (UBLK_IO_*) or the
  * target's op, 24-31 free for the target, bit 63 set for target I/O.
  */
-#define KUBLK_UD_TGT		(1ULL << 63)
+#define KUBLK_UD_TGT		BIT_ULL(63)
 
 static inline __u64 kublk_ud(unsigned int tag, unsigned int op,
 			     unsigned int tgt_data, bool is_tgt)

@@ -518,7 +518,7 @@ _ublksrv_sh_bash()
 _ublksrv_suite()
 {
 	local t=$1 secs=${2:-1} limit=${UBLKSRV_SUITE_TIMEOUT:-450} out pid rc bad
-	local tmp need left
+	local tmp need left pat
 
 	_ublksrv_sh_bash
 	# its loop perf tests run the kernel's loop driver beside ublk's for
@@ -556,7 +556,9 @@ _ublksrv_suite()
 	left=$(_ublksrv list 2>/dev/null | grep -E '^dev id|state')
 	[ -z "$left" ] ||
 		_fail "ublksrv $t left devices behind: $(echo "$left" | tr '\n\t' '  ')"
-	bad=$(grep -Ei "${UBLKSRV_SUITE_BAD:-fail|error|err=[[:space:]]*[1-9]|timeout|timed out|killed|unknown|can.t|cannot|no such|not supported|invalid}" "$out")
+	pat='fail|error|err=[[:space:]]*[1-9]|timeout|timed out|killed|unknown|'
+	pat+='can.t|cannot|no such|not supported|invalid'
+	bad=$(grep -Ei "${UBLKSRV_SUITE_BAD:-$pat}" "$out")
 	[ -z "$bad" ] && { _log "ublksrv $t: ran clean"; return 0; }
 	# what this setup lacks on purpose: not a driver failure
 	need=$(grep -Eio 'zero.?copy|user.?copy|fail_io|qcow2|qemu-img|nbd' "$out" | head -n 1)
@@ -577,10 +579,13 @@ _dmesg_since_start()
 
 _check_dmesg()
 {
-	local bad
+	local bad pat
 
-	bad=$(_dmesg_since_start | grep -E \
-		'WARNING:|BUG:|BUG |Oops|general protection|blocked for more than|INFO: task|possible circular locking|possible recursive locking|lockdep|RCU stall|UBSAN|KASAN|refcount_t:|list_add corruption|list_del corruption')
+	pat='WARNING:|BUG:|BUG |Oops|general protection|blocked for more than|'
+	pat+='INFO: task|possible circular locking|possible recursive locking|'
+	pat+='lockdep|RCU stall|UBSAN|KASAN|refcount_t:|list_add corruption|'
+	pat+='list_del corruption'
+	bad=$(_dmesg_since_start | grep -E "$pat")
 	if [ -n "$bad" ]; then
 		echo "kernel log since '$UBLK_START_MARKER':" >&2
 		echo "$bad" >&2
@@ -605,7 +610,9 @@ _fio_json_errors()
 
 	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
 	if command -v jq >/dev/null 2>&1; then
-		jq '[.jobs[] | (.total_err // 0) + (if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end)] | add' "$f.clean"
+		jq 'def errs: (.total_err // 0) +
+				(if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end);
+			[.jobs[] | errs] | add' "$f.clean"
 	else
 		python3 -c '
 import json, sys
@@ -642,7 +649,10 @@ _fio_jobs()
 
 	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
 	if command -v jq >/dev/null 2>&1; then
-		jq -r '.jobs[] | "\(.jobname) \(.read.total_ios + .write.total_ios) \((.total_err // 0) + (if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end))"' "$f.clean"
+		jq -r 'def errs: (.total_err // 0) +
+				(if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end);
+			.jobs[] |
+			"\(.jobname) \(.read.total_ios + .write.total_ios) \(errs)"' "$f.clean"
 	else
 		python3 -c '
 import json, sys
@@ -754,7 +764,7 @@ _trace_start()
 		[ -e "$t/events/$1/enable" ] && UBLK_TRACE=$t && break
 	done
 	if [ -z "$UBLK_TRACE" ] && [ -d /sys/kernel/tracing ] &&
-	   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null &&
+	   mount tracefs /sys/kernel/tracing -t tracefs 2>/dev/null &&
 	   [ -e "/sys/kernel/tracing/events/$1/enable" ]; then
 		UBLK_TRACE=/sys/kernel/tracing
 	fi
@@ -881,7 +891,8 @@ _cleanup_test()
 	# who holds the module: its refcount and the ublk files still open
 	if [ -e /sys/module/ublk_drv/refcnt ]; then
 		_log "ublk_drv refcnt $(cat /sys/module/ublk_drv/refcnt) after cleanup;" \
-			"open ublk files: $(ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -c '/dev/ublk')"
+			"open ublk files: $(ls -l /proc/[0-9]*/fd/ 2>/dev/null |
+				grep -c '/dev/ublk')"
 	fi
 	case $status in
 	0) _log "PASS" ;;

@@ -33,7 +33,8 @@ for q in 1 2; do
 		--output-format=json --output="$json" "${jobs[@]}" ||
 		_fail "fio on $q queue(s) (exit $?)"
 	_fio_jobs "$json" > "$UBLK_TMP/jobs" || _fail "cannot parse $json"
-	[ "$(wc -l < "$UBLK_TMP/jobs")" = $((6 * q)) ] || _fail "fio ran $(wc -l < "$UBLK_TMP/jobs") jobs, want $((6 * q))"
+	[ "$(wc -l < "$UBLK_TMP/jobs")" = $((6 * q)) ] ||
+		_fail "fio ran $(wc -l < "$UBLK_TMP/jobs") jobs, want $((6 * q))"
 	while read -r job ios errs; do
 		_log "queues=$q $job: $ios I/Os, $errs errors"
 		[ "$errs" = 0 ] && [ "$ios" -gt 0 ] || _fail "fio $job: $ios I/Os, $errs errors"

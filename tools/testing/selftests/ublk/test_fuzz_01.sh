@@ -35,7 +35,10 @@ without=${UBLK_FUZZ_WITHOUT:-}
 ids=0-7
 
 # kernel log lines that fail the campaign, on top of _check_dmesg's
-FUZZ_BAD='WARNING:|BUG:|BUG |Oops|general protection|blocked for more than|INFO: task|Call Trace|cannot create duplicate filename|kobject_add_internal failed|possible circular locking|lockdep|refcount_t:|list_add corruption|list_del corruption|UBSAN|KASAN'
+FUZZ_BAD='WARNING:|BUG:|BUG |Oops|general protection|blocked for more than|'
+FUZZ_BAD+='INFO: task|Call Trace|cannot create duplicate filename|'
+FUZZ_BAD+='kobject_add_internal failed|possible circular locking|lockdep|'
+FUZZ_BAD+='refcount_t:|list_add corruption|list_del corruption|UBSAN|KASAN'
 
 _ublk_ids()
 {
@@ -118,7 +121,8 @@ for seed in $seeds; do
 	esac
 
 	if pgrep -x ublk_fuzz >/dev/null; then
-		failed="${failed:+$failed; }ublk_fuzz processes left: $(pgrep -x ublk_fuzz | tr '\n' ' ')"
+		failed="${failed:+$failed; }ublk_fuzz processes left: $(pgrep -x ublk_fuzz |
+			tr '\n' ' ')"
 		kill -9 $(pgrep -x ublk_fuzz) 2>/dev/null
 		sleep 2
 	fi
@@ -126,7 +130,8 @@ for seed in $seeds; do
 
 	for id in $(_ublk_ids); do
 		if ! _bounded 20 "$UBLK_TMP/del" ./ublk_errno del "$id"; then
-			failed="${failed:+$failed; }DEL_DEV of left-over device $id did not return in 20 s"
+			failed="${failed:+$failed; }DEL_DEV of left-over device $id"
+			failed+=" did not return in 20 s"
 			# the next DEL would wait for the same mutex
 			break
 		fi

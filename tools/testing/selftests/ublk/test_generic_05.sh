@@ -38,7 +38,8 @@ events=$(_trace_lines) || _fail "trace"
 
 _log "${IDLE_S} s idle: $(grep -c . <<< "$events") timer and work events in the guest"
 bad=$(grep -i ublk <<< "$events")
-[ -z "$bad" ] || _fail "$(grep -c . <<< "$bad") ublk work, timer or thread events in an idle window, the first:
+msg="ublk work, timer or thread events in an idle window, the first:"
+[ -z "$bad" ] || _fail "$(grep -c . <<< "$bad") $msg
 $(head -n 5 <<< "$bad")"
 [ "$switches" -eq 0 ] ||
 	_fail "the idle server of device $live was scheduled $switches times in ${IDLE_S} s"

@@ -63,7 +63,8 @@ for cfg in "loop 1" "loop 2" "null 1" "null 2"; do
 			_fail "handover $n: old server $old did not exit"
 		_wait_pid "$fio" 120 ||
 			_fail "handover $n ($cfg): fio failed: $(tail -n 5 "$log")"
-		_log "handover $n: $tgt, $q queue(s), QUIESCE->LIVE $ms ms, no error${verify:+, verified}"
+		_log "handover $n: $tgt, $q queue(s), QUIESCE->LIVE $ms ms," \
+			"no error${verify:+, verified}"
 	done
 	_del_ublk_dev "$dev" || _fail "kublk del"
 done

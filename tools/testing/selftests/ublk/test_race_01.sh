@@ -6,8 +6,9 @@
 # seen blocked in the driver (state D) waiting for it before the server
 # is killed. Rounds
 # without it kill the server and send DEL_DEV at the same moment, under
-# fio. (--hold takes writes only: the partition scan reads.) With and without recovery. DEL_DEV must complete, the device be
-# gone, and no task be left in D state.
+# fio. (--hold takes writes only: the partition scan reads.) With and
+# without recovery. DEL_DEV must complete, the device be gone, and no task
+# be left in D state.
 
 # shellcheck source=test_common.sh
 . "$(dirname "$0")/test_common.sh"

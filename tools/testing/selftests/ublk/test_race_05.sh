@@ -37,13 +37,15 @@ for rec in "" -r; do
 	pid=$(_server_pid "$dev")
 	_held_writer "$dev"
 	t0=$(_now_ms)
-	res=$(timeout 60 ./ublk_errno del "$dev") || _fail "DEL_DEV hung on a server that does not answer"
+	res=$(timeout 60 ./ublk_errno del "$dev") ||
+		_fail "DEL_DEV hung on a server that does not answer"
 	[ "$res" = 0 ] || _fail "DEL_DEV answered $res"
 	_wait_pid "$writer" 30
 	rc=$?
 	[ "$rc" = 124 ] && _fail "the held write is still waiting"
 	[ "$rc" = 0 ] && _fail "the held write succeeded on a deleted device"
-	_log "${rec:-no recovery}: DEL_DEV with a write held took $(($(_now_ms) - t0)) ms; the write failed"
+	_log "${rec:-no recovery}: DEL_DEV with a write held took $(($(_now_ms) - t0)) ms;" \
+		"the write failed"
 	kill -9 "$pid" 2>/dev/null
 	_wait_until 10000 _pid_gone "$pid" || _fail "server $pid still alive"
 done

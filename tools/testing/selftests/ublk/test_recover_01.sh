@@ -48,9 +48,11 @@ for reissue in "" -i; do
 	q_ms=$(_crash "$dev") || _fail "crash with $K held"
 	_recover "$dev" > /dev/null || _fail "kublk recover"
 	_fio_errors "$json" "$fio_pid"
-	_log "held $K writes${reissue:+ (REISSUE)}: killed ($q_ms ms to QUIESCED), recovered, fio saw $errs errors"
+	_log "held $K writes${reissue:+ (REISSUE)}: killed ($q_ms ms to QUIESCED)," \
+		"recovered, fio saw $errs errors"
 	[ "$errs" = "$want" ] ||
-		_fail "$errs I/O errors with $K requests at the dead server${reissue:+ and REISSUE}, want $want"
+		_fail "$errs I/O errors with $K requests at the dead" \
+			"server${reissue:+ and REISSUE}, want $want"
 	_del_ublk_dev "$dev" || _fail "kublk del"
 done
 

@@ -58,7 +58,8 @@ for i in $(seq 0 $((CYCLES - 1))); do
 	jobs+=("${job[@]}")
 done
 _run_fio "${FIO_COMMON[@]}" --verify_only --output="$UBLK_TMP/final.log" \
-	"${jobs[@]}" || _fail "final check: not every region verifies: $(grep -i err "$UBLK_TMP/final.log" | head -n 5)"
+	"${jobs[@]}" || _fail "final check: not every region verifies:" \
+		"$(grep -i err "$UBLK_TMP/final.log" | head -n 5)"
 _log "all $CYCLES regions verify after $CYCLES crashes"
 _stats "kill->QUIESCED ms" "${q_all[@]}"
 _stats "START->LIVE ms" "${l_all[@]}"

@@ -39,7 +39,8 @@ _timeout 20 "$KUBLK" kill-queue -n "$dev" -q 1 || _fail "kublk kill-queue"
 t1=$(_now_ms)
 _wait_state "$dev" QUIESCED 10000 > /dev/null ||
 	_fail "device $(_dev_state "$dev"), not QUIESCED, after queue 1's thread died"
-_log "queue 1 killed: kill-queue took $((t1 - t0)) ms, QUIESCED at most $(($(_now_ms) - t1)) ms later"
+_log "queue 1 killed: kill-queue took $((t1 - t0)) ms," \
+	"QUIESCED at most $(($(_now_ms) - t1)) ms later"
 _wait_until 10000 _pid_gone "$pid" ||
 	_fail "old server $pid still alive: the driver must abort every queue's commands on quiesce"
 

@@ -57,7 +57,9 @@ for run_ms in 0 0 20; do
 	[ "$(_dev_state "$dev")" = LIVE ] || _fail "not LIVE after the second recover"
 	_data_fio --verify_only --output="$UBLK_TMP/verify.log" ||
 		_fail "data does not verify after a crash during recovery"
-	_log "server crash ($q_ms ms to QUIESCED); new server killed $run_ms ms after opening the cdev while the device was $st; recovered again in $l_ms ms, data verified"
+	_log "server crash ($q_ms ms to QUIESCED); new server killed $run_ms ms after" \
+		"opening the cdev while the device was $st; recovered again in $l_ms ms," \
+		"data verified"
 done
 [ "$during" -ge 1 ] || _fail "no kill landed between START and END_USER_RECOVERY"
 _del_ublk_dev "$dev" || _fail "kublk del"

@@ -65,7 +65,8 @@ _new_server_live()
 t0=$(_now_ms)
 kill -9 "$old"
 _wait_until 60000 _new_server_live "$dev" "$old" ||
-	_fail "the device did not come back by itself: $(_dev_state "$dev"), events $(_events "$dev")"
+	_fail "the device did not come back by itself: $(_dev_state "$dev")," \
+		"events $(_events "$dev")"
 stall=$(( $(_now_ms) - t0 ))
 _log "self-recovery: kill -> LIVE with a new server $stall ms (events: $(_events "$dev"))"
 _wait_pid "$fio" 120 || _fail "fio failed: $(tail -n 5 "$log")"

@@ -71,7 +71,7 @@
 #define CTRL_DEV		"/dev/ublk-control"
 #define RES_TIMEOUT		(INT_MIN + 1)	/* no answer in time */
 #define RES_SUBMIT		(INT_MIN + 2)	/* io_uring refused the SQE */
-#define INJ_UDATA		(1ULL << 63)	/* user_data of injected cmds */
+#define INJ_UDATA		BIT_ULL(63)	/* user_data of injected cmds */
 #define DESC_STRIDE		(UBLK_MAX_QUEUE_DEPTH * \
 				 sizeof(struct ublksrv_io_desc))
 #define MAX_QUEUES		4
@@ -81,8 +81,12 @@
 #define IO_TIMEOUT_MS		5000
 #define DEV_SECTORS		(16ULL << 11)	/* 16 MiB */
 
+/* the kernel's spellings; userspace has no <linux/compiler.h> */
+#define __ublk_attr(x)		__attribute__(x)
+#define __printf(a, b)		__ublk_attr((format(printf, a, b)))
+#define __aligned(x)		__ublk_attr((aligned(x)))
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
-#define __printf(a, b)		__attribute__((format(printf, a, b)))
+#define BIT_ULL(nr)		(1ULL << (nr))
 
 static int nr_pass, nr_fail;
 static long page_size;
@@ -245,12 +249,13 @@ static void *unmapped_addr(void)
 /* ---------------------------------------------------------------------- */
 /* control commands */
 
-static volatile sig_atomic_t alarm_fired;
+/* set by the SIGALRM handler: relaxed atomics keep it signal-safe */
+static sig_atomic_t alarm_fired;
 
 static void on_alarm(int sig)
 {
 	(void)sig;
-	alarm_fired = 1;
+	__atomic_store_n(&alarm_fired, 1, __ATOMIC_RELAXED);
 }
 
 static void install_alarm(void)
@@ -267,7 +272,7 @@ static void alarm_ms(int ms)
 {
 	struct itimerval it = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
 
-	alarm_fired = 0;
+	__atomic_store_n(&alarm_fired, 0, __ATOMIC_RELAXED);
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
@@ -375,7 +380,7 @@ static int ctrl_cmd_t(struct ctrl *c, __u32 op, __u32 dev_id, __u16 q_id,
 	}
 	ret = wait_udata(&c->ring, c->seq, timeout_ms);
 	alarm_off();
-	if (ret == -EINTR && alarm_fired)
+	if (ret == -EINTR && __atomic_load_n(&alarm_fired, __ATOMIC_RELAXED))
 		return RES_TIMEOUT;
 	return ret;
 }
@@ -1224,7 +1229,7 @@ static void ctrl_beyond_cases(struct ctrl *c)
 	expect_val(!!(feat & UBLK_F_QUIESCE), 1,
 		   "GET_FEATURES reports UBLK_F_QUIESCE");
 
-	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(ok); i++) {
 		info_init(&info, ID_A, 1, 8, 65536, ok[i].flags);
 		snprintf(what, sizeof(what), "ADD_DEV %s", ok[i].what);
 		expect_res(add_dev(c, &info), 0, what);
@@ -1863,7 +1868,7 @@ static void io_waiting_tag_cases(struct srv_queue *q, int nr_queues,
  */
 static void io_async_fetch_case(int cdev_fd)
 {
-	static char buf[IO_MAX_IO] __attribute__((aligned(4096)));
+	static char buf[IO_MAX_IO] __aligned(4096);
 	struct ublksrv_io_cmd cmd = { .q_id = 0, .tag = 0, .addr = PTR(buf) };
 	struct io_uring ring;
 	struct io_uring_sqe *sqe;
@@ -2643,8 +2648,10 @@ static int run_kill_wait(int argc, char *argv[])
 	struct ctrl c;
 	__u32 id;
 
-	if (argc < 4 || parse_u32(argv[2], &id) ||
-	    (want = parse_state(argv[3])) < 0) {
+	want = -1;
+	if (argc >= 4 && !parse_u32(argv[2], &id))
+		want = parse_state(argv[3]);
+	if (want < 0) {
 		fprintf(stderr, "ublk_errno kill-wait ID STATE [MS]\n");
 		return 2;
 	}

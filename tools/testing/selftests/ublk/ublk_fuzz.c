@@ -80,7 +80,9 @@
 
 #define CTRL_DEV	"/dev/ublk-control"
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
-#define __printf(a, b)	__attribute__((format(printf, a, b)))
+/* the kernel's spelling; userspace has no <linux/compiler.h> */
+#define __ublk_attr(x)	__attribute__(x)
+#define __printf(a, b)	__ublk_attr((format(printf, a, b)))
 #define RES_TIMEOUT	(INT_MIN + 1)
 #define RES_SUBMIT	(INT_MIN + 2)
 #define NO_QUEUE	((__u16)-1)
@@ -95,10 +97,12 @@ enum {
 	W_KILL, W_SELFKILL, W_ASYNC, W_SQPOLL, W_DEFER, W_BLOCKIO, W_BADADDR,
 	W_THREADS, W_SCENARIO, W_NR,
 };
+
 static const char *const class_names[W_NR] = {
 	"kill", "selfkill", "async", "sqpoll", "defer", "blockio", "badaddr",
 	"threads", "scenario",
 };
+
 static bool without[W_NR];
 
 /* --repro: servers with fixed behaviour (no random death, no bad input) */
@@ -114,6 +118,7 @@ struct shared {
 	atomic_long by_res_timeout;
 	atomic_long adds, dels, starts, kills, servers, helpers, ios;
 };
+
 static struct shared *sh;
 
 static unsigned long long opt_seed = 1;
@@ -185,7 +190,8 @@ static bool one_in(struct rng *r, unsigned int n)
 	return below(r, n) == 0;
 }
 
-#define PICK(r, arr)	((arr)[below(r, ARRAY_SIZE(arr))])
+/* arr is evaluated once: sizeof does not evaluate its operand */
+#define PICK(r, arr)	((arr)[below(r, sizeof(arr) / sizeof((arr)[0]))])
 
 static __thread char who[32] = "?";
 
@@ -382,19 +388,20 @@ static void cring_exit(struct cring *c)
 	c->open = false;
 }
 
-static volatile sig_atomic_t alarm_fired;
+/* set by the SIGALRM handler: relaxed atomics keep it signal-safe */
+static sig_atomic_t alarm_fired;
 
 static void on_alarm(int sig)
 {
 	(void)sig;
-	alarm_fired = 1;
+	__atomic_store_n(&alarm_fired, 1, __ATOMIC_RELAXED);
 }
 
 static void alarm_ms(int ms)
 {
 	struct itimerval it = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
 
-	alarm_fired = 0;
+	__atomic_store_n(&alarm_fired, 0, __ATOMIC_RELAXED);
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
@@ -470,7 +477,7 @@ static int ctrl_send(struct cring *c, __u32 op, struct ublksrv_ctrl_cmd *cmd,
 	ret = io_uring_submit(&c->ring);
 	if (ret != 1) {
 		alarm_off();
-		if (ret == -EINTR && alarm_fired)
+		if (ret == -EINTR && __atomic_load_n(&alarm_fired, __ATOMIC_RELAXED))
 			return -EINTR;
 		return ret < 0 ? ret : RES_SUBMIT;
 	}
@@ -636,7 +643,7 @@ static void random_params(struct rng *r, struct ublk_params *p, bool sane)
 	}
 	if (one_in(r, 5))
 		p->len = PICK(r, ((const __u32[]){ 0, 4, 8, 9, 40, 63, 64,
-						   128, 0xffff, 0xffffffffU }));
+				  128, 0xffff, 0xffffffffU }));
 	p->types = one_in(r, 5) ? (__u32)rnd(r) : below(r, 4);
 	p->basic.attrs = one_in(r, 4) ? (__u32)rnd(r) : below(r, 16);
 	p->basic.logical_bs_shift = PICK(r, shifts);
@@ -974,8 +981,7 @@ static void *serve_queues(void *arg)
 		struct __kernel_timespec ts = { 0, 50 * 1000000 };
 		unsigned int head, seen = 0;
 
-		ret = io_uring_submit_and_wait_timeout(&c.ring, &cqe, 1, &ts,
-							NULL);
+		ret = io_uring_submit_and_wait_timeout(&c.ring, &cqe, 1, &ts, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR) {
 			logf_("wait = %d", ret);
 			break;
@@ -1001,8 +1007,8 @@ static void *serve_queues(void *arg)
 					 (int)iod->nr_sectors << 9 : 0;
 				if (!plain_server && one_in(r, 50))
 					result = PICK(r, ((const int[]){ -EIO,
-						-ENOSPC, 0, 1, 511, INT_MAX,
-						INT_MIN, result / 2 }));
+							  -ENOSPC, 0, 1, 511, INT_MAX,
+							  INT_MIN, result / 2 }));
 				io_queue_cmd(&c.ring, s->cfd,
 					     io_op(r, UBLK_IO_COMMIT_AND_FETCH_REQ,
 						   encoded),
@@ -1120,7 +1126,7 @@ static void server_main(struct rng *r, __u32 dev, int mode,
 		sleep_ms(below(r, 50));
 		if (one_in(r, 16))
 			pid = PICK(r, ((const __u64[]){ 0, -1ULL, 1ULL << 32,
-							0x7fffffff, 1 }));
+				       0x7fffffff, 1 }));
 		memset(&cmd, 0, sizeof(cmd));
 		cmd.dev_id = dev;
 		cmd.queue_id = NO_QUEUE;
@@ -1399,7 +1405,8 @@ static void op_ctrl_random(struct worker *w)
 				 i->queue_depth, i->max_io_buf_bytes,
 				 (unsigned long long)i->flags);
 		else
-			snprintf(e, 256, "%s params(len=%u t=0x%x a=0x%x lbs=%u pbs=%u ms=%u cs=%u sec=%llu vbm=0x%llx dg=%u dms=%u wz=%u dseg=%u)",
+			snprintf(e, 256,
+				 "%s params(len=%u t=0x%x a=0x%x lbs=%u pbs=%u ms=%u cs=%u sec=%llu vbm=0x%llx dg=%u dms=%u wz=%u dseg=%u)",
 				 an, p->len, p->types, p->basic.attrs,
 				 p->basic.logical_bs_shift,
 				 p->basic.physical_bs_shift,
@@ -1455,7 +1462,8 @@ static int setp_sane(struct worker *w, __u32 id)
 		random_params(&w->r, p, false);
 		p->len = sizeof(*p);
 		p->types |= UBLK_PARAM_TYPE_BASIC;
-		snprintf(extra, sizeof(extra), " params(t=0x%x a=0x%x lbs=%u pbs=%u ms=%u cs=%u sec=%llu vbm=0x%llx dg=%u dms=%u wz=%u dseg=%u)",
+		snprintf(extra, sizeof(extra),
+			 " params(t=0x%x a=0x%x lbs=%u pbs=%u ms=%u cs=%u sec=%llu vbm=0x%llx dg=%u dms=%u wz=%u dseg=%u)",
 			 p->types, p->basic.attrs, p->basic.logical_bs_shift,
 			 p->basic.physical_bs_shift, p->basic.max_sectors,
 			 p->basic.chunk_sectors,
@@ -2078,7 +2086,7 @@ static int repro_main(const char *name)
 	return 2;
 }
 
-static void usage(void)
+static void print_usage(void)
 {
 	fprintf(stderr,
 		"usage: ublk_fuzz --seed N --ops M [--procs P] [--time S] [--log FILE]\n"
@@ -2100,11 +2108,13 @@ static void parse_without(char *arg)
 				break;
 		if (i == W_NR) {
 			fprintf(stderr, "unknown class %s\n", tok);
-			usage();
+			print_usage();
 		}
 		without[i] = true;
 	}
 }
+
+#define FUZZ_SUMMARY_FMT "ublk_fuzz: seed %llu: %ld commands in %.1f s; adds %ld dels %ld starts %ld servers %ld helpers %ld kills %ld block-ios %ld timeouts %ld\n"
 
 int main(int argc, char **argv)
 {
@@ -2124,22 +2134,22 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (!v)
-			usage();
+			print_usage();
 		i++;
-		if (!strcmp(a, "--seed"))
+		if (!strcmp(a, "--seed")) {
 			opt_seed = strtoull(v, NULL, 0);
-		else if (!strcmp(a, "--ops"))
+		} else if (!strcmp(a, "--ops")) {
 			opt_ops = strtol(v, NULL, 0);
-		else if (!strcmp(a, "--procs"))
+		} else if (!strcmp(a, "--procs")) {
 			opt_procs = atoi(v);
-		else if (!strcmp(a, "--time"))
+		} else if (!strcmp(a, "--time")) {
 			opt_time = atoi(v);
-		else if (!strcmp(a, "--max-age"))
+		} else if (!strcmp(a, "--max-age")) {
 			opt_max_age = atoi(v);
-		else if (!strcmp(a, "--ids")) {
+		} else if (!strcmp(a, "--ids")) {
 			if (sscanf(v, "%u-%u", &id_lo, &id_hi) != 2 ||
 			    id_hi < id_lo || id_hi - id_lo > 1000)
-				usage();
+				print_usage();
 		} else if (!strcmp(a, "--log")) {
 			log_fd = open(v, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC,
 				      0644);
@@ -2147,15 +2157,16 @@ int main(int argc, char **argv)
 				perror(v);
 				return 2;
 			}
-		} else if (!strcmp(a, "--repro"))
+		} else if (!strcmp(a, "--repro")) {
 			repro = v;
-		else if (!strcmp(a, "--without"))
+		} else if (!strcmp(a, "--without")) {
 			parse_without(strdup(v));
-		else
-			usage();
+		} else {
+			print_usage();
+		}
 	}
 	if (opt_procs < 1 || opt_procs > MAX_PROCS)
-		usage();
+		print_usage();
 
 	page_size = sysconf(_SC_PAGESIZE);
 	nr_cpus = sysconf(_SC_NPROCESSORS_CONF);
@@ -2252,9 +2263,7 @@ int main(int argc, char **argv)
 		stuck = n ? n : 1;
 	}
 
-	printf("ublk_fuzz: seed %llu: %ld commands in %.1f s; adds %ld dels %ld "
-	       "starts %ld servers %ld helpers %ld kills %ld block-ios %ld "
-	       "timeouts %ld\n", opt_seed, atomic_load(&sh->ops),
+	printf(FUZZ_SUMMARY_FMT, opt_seed, atomic_load(&sh->ops),
 	       (now_ms() - t_start) / 1000.0, atomic_load(&sh->adds),
 	       atomic_load(&sh->dels), atomic_load(&sh->starts),
 	       atomic_load(&sh->servers), atomic_load(&sh->helpers),

@@ -72,7 +72,7 @@ static int run_command(const char *cmd, const char *id, const char *state)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-static void usage(void)
+static void print_usage(void)
 {
 	fprintf(stderr,
 		"usage: ublk_uevent [-n ID] [-c COUNT] [-t TIMEOUT_MS] [-s STATE -x COMMAND]\n");
@@ -109,11 +109,11 @@ int main(int argc, char **argv)
 			cmd = optarg;
 			break;
 		default:
-			usage();
+			print_usage();
 		}
 	}
 	if (optind != argc || !on_state != !cmd)
-		usage();
+		print_usage();
 
 	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
 		    NETLINK_KOBJECT_UEVENT);
