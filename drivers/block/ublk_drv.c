@@ -1825,7 +1825,10 @@ static int ublk_validate_params(const struct ublk_params *p)
 		/* the block layer counts bytes in a loff_t */
 		if (b->dev_sectors > (u64)LLONG_MAX >> SECTOR_SHIFT)
 			return -EINVAL;
-		if (b->chunk_sectors && !is_power_of_2(b->chunk_sectors))
+		/* a chunk smaller than a block would split bios to nothing */
+		if (b->chunk_sectors &&
+		    (!is_power_of_2(b->chunk_sectors) ||
+		     b->chunk_sectors < 1U << (b->logical_bs_shift - SECTOR_SHIFT)))
 			return -EINVAL;
 		if (b->virt_boundary_mask &&
 		    (b->virt_boundary_mask < PAGE_SIZE - 1 ||

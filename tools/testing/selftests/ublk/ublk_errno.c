@@ -1383,6 +1383,26 @@ static void p_chunk3(struct ublk_params *p)
 	p->basic.chunk_sectors = 3;
 }
 
+/* found by ublk_fuzz seed 3: bio_split() BUG_ON in the partition scan */
+static void p_chunk1_lbs12(struct ublk_params *p)
+{
+	p->basic.logical_bs_shift = 12;
+	p->basic.physical_bs_shift = 12;
+	p->basic.chunk_sectors = 1;
+}
+
+static void p_chunk4_lbs12(struct ublk_params *p)
+{
+	p_chunk1_lbs12(p);
+	p->basic.chunk_sectors = 4;
+}
+
+static void p_chunk8_lbs12(struct ublk_params *p)
+{
+	p_chunk1_lbs12(p);
+	p->basic.chunk_sectors = 8;
+}
+
 static void p_chunk96(struct ublk_params *p)
 {
 	p->basic.chunk_sectors = 96;
@@ -1505,6 +1525,9 @@ static const struct param_case param_cases[] = {
 	{ "physical_bs_shift 9 < logical_bs_shift 12", p_pbs_lt_lbs, -EINVAL },
 	{ "max_sectors 0", p_maxsec0, -EINVAL },
 	{ "chunk_sectors 3", p_chunk3, -EINVAL },
+	{ "chunk_sectors 1 < 4 KiB logical blocks", p_chunk1_lbs12, -EINVAL },
+	{ "chunk_sectors 4 < 4 KiB logical blocks", p_chunk4_lbs12, -EINVAL },
+	{ "valid: chunk_sectors 8, 4 KiB logical blocks", p_chunk8_lbs12, 0 },
 	{ "chunk_sectors 96", p_chunk96, -EINVAL },
 	{ "attrs bit 4", p_attr16, -EINVAL },
 	{ "attrs bit 31", p_attr31, -EINVAL },
