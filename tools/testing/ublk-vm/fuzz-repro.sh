@@ -5,12 +5,12 @@
 # after the other, each bounded in time, and show the kernel's view after
 # each (device states, tasks in D state and their stacks).
 #	run.sh guest tools/testing/ublk-vm/fuzz-repro.sh [NAME...]
-# NAME: dup-id, sqpoll-stop, kill-del (default: all, in that order, from
-# the least to the most wedging).
+# NAME: dup-id, sqpoll-stop, kill-del, chunk-lbs (default: all, in that
+# order, from the least to the most wedging).
 
 cd "$(dirname "$0")/../selftests/ublk" || exit 1
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(dup-id sqpoll-stop kill-del)
+[ ${#names[@]} -eq 0 ] && names=(dup-id sqpoll-stop kill-del chunk-lbs)
 rc=0
 
 dstate() {

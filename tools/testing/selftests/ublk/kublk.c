@@ -236,20 +236,27 @@ static void ublk_ctrl_close(struct ublk_ctrl *ctrl)
 	close(ctrl->fd);
 }
 
-/* send one command and wait for its result: 0 or a negative errno */
-static int ublk_ctrl_submit(struct ublk_ctrl *ctrl, unsigned int nr,
-			    const struct ublksrv_ctrl_cmd *cmd)
+/* send one command; its CQE comes later */
+static int ublk_ctrl_send(struct ublk_ctrl *ctrl, unsigned int nr,
+			  const struct ublksrv_ctrl_cmd *cmd)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&ctrl->ring);
-	struct io_uring_cqe *cqe;
-	int ret;
 
 	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, ctrl->fd, NULL, 0, 0);
 	sqe->cmd_op = ublk_ctrl_op(nr);
 	memset(sqe->cmd, 0, 80);
 	memcpy(sqe->cmd, cmd, sizeof(*cmd));
+	return io_uring_submit(&ctrl->ring);
+}
 
-	ret = io_uring_submit(&ctrl->ring);
+/* send one command and wait for its result: 0 or a negative errno */
+static int ublk_ctrl_submit(struct ublk_ctrl *ctrl, unsigned int nr,
+			    const struct ublksrv_ctrl_cmd *cmd)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	ret = ublk_ctrl_send(ctrl, nr, cmd);
 	if (ret < 0)
 		return ret;
 	do {
@@ -571,10 +578,14 @@ static int ublk_queue_serve(struct kublk_queue *q)
 
 static int ublk_queue_fetch_all(struct kublk_queue *q)
 {
-	unsigned int tag;
+	int stop_at = q->dev->cfg.stop_at;
+	unsigned int tag, nr = q->depth;
 	int ret;
 
-	for (tag = 0; tag < q->depth; tag++)
+	/* recover --stop-at half|parked: the other half is never fetched */
+	if (stop_at == KUBLK_STOP_HALF || stop_at == KUBLK_STOP_PARKED)
+		nr = q->depth / 2;
+	for (tag = 0; tag < nr; tag++)
 		ublk_queue_io_cmd(q, tag, UBLK_IO_FETCH_REQ, 0);
 	ret = io_uring_submit(&q->ring);
 	if (ret < 0)
@@ -1091,6 +1102,71 @@ static int kublk_set_params(struct kublk_dev *dev)
 	return 0;
 }
 
+static const char * const kublk_stop_names[KUBLK_STOP_NR] = {
+	[KUBLK_STOP_START]	= "start",
+	[KUBLK_STOP_HALF]	= "half",
+	[KUBLK_STOP_FETCHED]	= "fetched",
+	[KUBLK_STOP_PARKED]	= "parked",
+};
+
+/*
+ * recover --stop-at: the new server stops itself (SIGSTOP stops every
+ * thread) at a chosen point of the recovery, where a test sees it stopped
+ * and kills it: a crash during recovery at a known moment. Continued
+ * instead, it exits without any clean-up, a crash all the same.
+ */
+static void kublk_stop_here(struct kublk_dev *dev)
+{
+	const char *point = kublk_stop_names[dev->cfg.stop_at];
+
+	kublk_err("recover: stopping at %s", point);
+	raise(SIGSTOP);
+	kublk_err("recover: continued at %s, exiting", point);
+	_exit(1);
+}
+
+/*
+ * --stop-at parked: END_USER_RECOVERY sent with half the tags fetched must
+ * be parked by the driver, not answered; an answer given while it was
+ * issued is in the CQ ring by the time io_uring_enter() has returned.
+ */
+static int kublk_park_end(struct kublk_dev *dev)
+{
+	struct ublksrv_ctrl_cmd cmd = {
+		.dev_id		= dev->info.dev_id,
+		.queue_id	= (__u16)-1,
+		.data		= { getpid(), 0 },
+	};
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	ret = ublk_ctrl_send(&dev->ctrl, UBLK_CMD_END_USER_RECOVERY, &cmd);
+	if (ret < 0)
+		return ublk_ctrl_failed(UBLK_CMD_END_USER_RECOVERY,
+					dev->info.dev_id, ret);
+	if (!io_uring_peek_cqe(&dev->ctrl.ring, &cqe)) {
+		kublk_err("END_USER_RECOVERY with half the tags fetched answered %d, not parked",
+			  cqe->res);
+		return -EPROTO;
+	}
+	kublk_err("recover: END_USER_RECOVERY parked");
+	return 0;
+}
+
+/* --stop-at half|fetched|parked, once the queues have sent their FETCHes */
+static int kublk_stop_before_end(struct kublk_dev *dev)
+{
+	int ret;
+
+	if (dev->cfg.stop_at == KUBLK_STOP_PARKED) {
+		ret = kublk_park_end(dev);
+		if (ret)
+			return ret;
+	}
+	kublk_stop_here(dev);
+	return -EINTR;		/* not reached: it exits */
+}
+
 /*
  * Start the queue threads (each fetches every tag), then send @op
  * (START_DEV or END_USER_RECOVERY) with our pid; both return once every
@@ -1103,6 +1179,8 @@ static int kublk_go_live(struct kublk_dev *dev, unsigned int op)
 	ret = kublk_start_queues(dev);
 	if (ret)
 		return ret;
+	if (dev->cfg.stop_at && dev->cfg.stop_at != KUBLK_STOP_START)
+		return kublk_stop_before_end(dev);
 	ret = ublk_ctrl_simple(&dev->ctrl, op, dev->info.dev_id, getpid());
 	return ret ? ret : kublk_check_live(dev);
 }
@@ -1335,6 +1413,8 @@ static int kublk_recover_server(struct kublk_dev *dev)
 	ret = kublk_start_recovery(dev, &t0);
 	if (ret)
 		goto free_queues;
+	if (dev->cfg.stop_at == KUBLK_STOP_START)
+		kublk_stop_here(dev);
 	ret = kublk_open_cdev(dev);
 	if (ret)
 		goto free_queues;	/* the device stays recoverable */
@@ -1484,6 +1564,7 @@ static const char kublk_usage_text[] =
 "      [--no-discard] [--flags UBLK_F_BITS] [--hold N] [--defer-taskrun]\n"
 "      [-e] [--quiesce] [--recovery-timeout MS] [--ignore-abort]\n"
 "  recover -n ID [--foreground] [--standby] [-t TARGET] [-f FILE] [--direct]\n"
+"      [--stop-at start|half|fetched|parked]\n"
 "  handover -n ID [the options of recover]\n"
 "  quiesce -n ID\n"
 "  del -n ID | --all\n"
@@ -1505,7 +1586,10 @@ static const char kublk_usage_text[] =
 "SIZE and BUF_BYTES take K, M, G, T suffixes. Every command accepts\n"
 "--ioctl-encode (send the UBLK_U_* command encodings). --hold N: never\n"
 "answer the first N write requests (tests). --defer-taskrun: queue rings with\n"
-"IORING_SETUP_DEFER_TASKRUN.\n"
+"IORING_SETUP_DEFER_TASKRUN. --stop-at (tests): the new server stops itself\n"
+"(SIGSTOP) after START_USER_RECOVERY, with half of every queue's tags\n"
+"fetched, with all fetched before END_USER_RECOVERY, or with END parked\n"
+"(half fetched).\n"
 "State files and daemon logs: $KUBLK_RUN_DIR, default " KUBLK_RUN_DIR ".\n";
 
 static void kublk_usage(FILE *out)
@@ -1565,6 +1649,16 @@ static int kublk_arg_bs(const char *opt, const char *s)
 	return __builtin_ctzll(val);
 }
 
+static int kublk_arg_stop(const char *s)
+{
+	int i;
+
+	for (i = KUBLK_STOP_START; i < KUBLK_STOP_NR; i++)
+		if (!strcmp(s, kublk_stop_names[i]))
+			return i;
+	kublk_usage_error("invalid --stop-at point '%s'", s);
+}
+
 static __u32 kublk_arg_id(const char *s)
 {
 	if (!strcmp(s, "-1"))
@@ -1590,6 +1684,7 @@ enum {
 	OPT_QUIESCE,
 	OPT_IGNORE_ABORT,
 	OPT_RECOVERY_TIMEOUT,
+	OPT_STOP_AT,
 	OPT_ALL,
 };
 
@@ -1621,6 +1716,7 @@ static const struct option kublk_dev_opts[] = {
 	{ "quiesce",		no_argument,		NULL, OPT_QUIESCE },
 	{ "ignore-abort",	no_argument,		NULL, OPT_IGNORE_ABORT },
 	{ "recovery-timeout",	required_argument,	NULL, OPT_RECOVERY_TIMEOUT },
+	{ "stop-at",		required_argument,	NULL, OPT_STOP_AT },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL,			0,			NULL, 0 },
 };
@@ -1665,6 +1761,9 @@ static bool kublk_dev_opt_value(struct kublk_cfg *cfg, int c, const char *arg)
 	case OPT_RECOVERY_TIMEOUT:
 		cfg->recovery_timeout_ms = kublk_arg_num("--recovery-timeout",
 							 arg, INT_MAX, false);
+		break;
+	case OPT_STOP_AT:
+		cfg->stop_at = kublk_arg_stop(arg);
 		break;
 	default:
 		return false;
@@ -1779,6 +1878,8 @@ static int cmd_add(int argc, char **argv)
 	kublk_parse_dev_opts(argc, argv, cfg);
 	if (!cfg->tgt[0])
 		kublk_usage_error("add: -t TARGET is required");
+	if (cfg->stop_at)
+		kublk_usage_error("add: --stop-at is a recover option");
 	dev->ops = kublk_find_tgt(cfg->tgt);
 	if (!dev->ops)
 		kublk_usage_error("add: unknown target '%s'", cfg->tgt);

@@ -119,6 +119,17 @@ struct kublk_cfg {
 	bool handover;			/* recover: QUIESCE_DEV the old one */
 	bool ignore_abort;		/* --ignore-abort: never exit on ABORT */
 	int recovery_timeout_ms;	/* --recovery-timeout; -1: unset */
+	int stop_at;			/* recover --stop-at: KUBLK_STOP_* */
+};
+
+/* recover --stop-at: where the new server stops itself (tests) */
+enum {
+	KUBLK_STOP_NONE,
+	KUBLK_STOP_START,	/* START_USER_RECOVERY done, cdev not open */
+	KUBLK_STOP_HALF,	/* half of every queue's tags fetched */
+	KUBLK_STOP_FETCHED,	/* every tag fetched, END not sent */
+	KUBLK_STOP_PARKED,	/* half fetched, END sent and parked */
+	KUBLK_STOP_NR,
 };
 
 /* One tag of one queue. */

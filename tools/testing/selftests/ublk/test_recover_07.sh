@@ -1,12 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# STOP/DEL in every state of a recovery-enabled device: LIVE; QUIESCED
-# with a reader blocked on the device; between START_USER_RECOVERY and END
-# with a blocked reader; raw STOP_DEV then DEL_DEV on a QUIESCED device.
-# The device goes away, blocked I/O fails, no task hangs. The reader cases
-# use REISSUE, so the crash itself fails none of the reader's requests:
-# they wait, and only the del may end them.
+# STOP/DEL in every state of a recovery-enabled device: LIVE, idle and
+# under fio; QUIESCED with a reader blocked on the device; between
+# START_USER_RECOVERY and END with a blocked reader; raw STOP_DEV then
+# DEL_DEV on a QUIESCED device. The device goes away, blocked I/O fails,
+# no task hangs. The reader cases use REISSUE, so the crash itself fails
+# none of the reader's requests: they wait, and only the del may end them.
+# A server that dies while STOP_DEV or DEL_DEV runs (seen blocked in the
+# driver first) is test_race_01's.
 
 # shellcheck source=test_common.sh
 . "$(dirname "$0")/test_common.sh"
@@ -48,6 +50,25 @@ _del_ublk_dev "$dev" || _fail "del of a LIVE device"
 _check_gone "$dev"
 _wait_until 10000 _pid_gone "$pid" || _fail "server $pid still alive"
 _log "LIVE: del ok"
+
+# LIVE under I/O: del while fio reads and writes (REISSUE: the del, not
+# the server, is what fails the requests)
+dev=$(_add_ublk_dev -t null -q 2 -r -i) || _fail "kublk add -r -i"
+pid=$(_server_pid "$dev")
+_bg fio --name=del --filename="/dev/ublkb$dev" --rw=randrw --direct=1 \
+	--ioengine=libaio --iodepth=32 --numjobs=2 --time_based --runtime=120 \
+	--output=/dev/null 2> /dev/null
+fio=$UBLK_LAST_PID
+_wait_io_progress "$dev" 1000 || _fail "fio did no I/O"
+_del_ublk_dev "$dev" || _fail "del of a LIVE device under I/O"
+_wait_pid "$fio" 30
+case $? in
+0) _fail "fio succeeded on a device deleted under it" ;;
+124) _fail "fio still running 30 s after del" ;;
+esac
+_check_gone "$dev"
+_wait_until 10000 _pid_gone "$pid" || _fail "server $pid still alive"
+_log "LIVE under fio: del ok, fio failed"
 
 # QUIESCED, reader blocked
 dev=$(_add_ublk_dev -t null -q 2 -r -i) || _fail "kublk add -r -i"

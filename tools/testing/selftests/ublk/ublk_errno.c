@@ -24,15 +24,11 @@
  *	ublk_errno info ID		key=value fields of GET_DEV_INFO
  *	ublk_errno features		plain=0x.. encoded=0x.. (GET_FEATURES)
  *
- * And two process helpers for the crash tests (exit 1 on timeout):
+ * And a process helper for the crash tests (exit 1 on timeout):
  *	ublk_errno kill-wait ID STATE [TIMEOUT_MS]
  *		SIGKILL the device's server (ublksrv_pid) and poll
  *		GET_DEV_INFO every 100 us until the device is in STATE;
  *		prints the ms from the kill
- *	ublk_errno stop-when-open PID PATH [TIMEOUT_MS]
- *		send PID a SIGCONT (it may have stopped itself before exec),
- *		then SIGSTOP it the moment it has PATH open (polled every
- *		100 us): a test can kill a recovering server mid-recovery
  *
  * No case may hang the program when the driver is wrong: CQE waits have a
  * timeout, and control commands (which the driver runs synchronously in
@@ -55,7 +51,6 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -2593,65 +2588,6 @@ static int print_res(int res)
 	return 0;
 }
 
-/* does process pid have path open? -1 if the process is gone */
-static int pid_has_open(pid_t pid, const char *path)
-{
-	char dir[64], link[PATH_MAX], target[PATH_MAX];
-	struct dirent *de;
-	int found = 0;
-	ssize_t n;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	d = opendir(dir);
-	if (!d)
-		return -1;
-	while (!found && (de = readdir(d))) {
-		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
-		n = readlink(link, target, sizeof(target) - 1);
-		if (n <= 0)
-			continue;
-		target[n] = '\0';
-		found = !strcmp(target, path);
-	}
-	closedir(d);
-	return found;
-}
-
-static int run_stop_when_open(int argc, char *argv[])
-{
-	struct timespec tick = { 0, 100 * 1000 };
-	long long start = now_ms();
-	int timeout_ms = 20000, ret;
-	__u32 pid;
-
-	if (argc < 4 || parse_u32(argv[2], &pid) || !pid) {
-		fprintf(stderr, "ublk_errno stop-when-open PID PATH [MS]\n");
-		return 2;
-	}
-	if (argc > 4)
-		timeout_ms = atoi(argv[4]);
-	kill(pid, SIGCONT);
-	for (;;) {
-		ret = pid_has_open(pid, argv[3]);
-		if (ret > 0) {
-			kill(pid, SIGSTOP);
-			printf("%lld\n", now_ms() - start);
-			return 0;
-		}
-		if (ret < 0) {
-			fprintf(stderr, "stop-when-open: %u is gone\n", pid);
-			return 1;
-		}
-		if (now_ms() - start > timeout_ms) {
-			fprintf(stderr, "stop-when-open: %u did not open %s\n",
-				pid, argv[3]);
-			return 1;
-		}
-		nanosleep(&tick, NULL);
-	}
-}
-
 static int parse_state(const char *s)
 {
 	int i;
@@ -2722,8 +2658,6 @@ static int run_raw(int argc, char *argv[])
 	struct ctrl c;
 	int ret, res;
 
-	if (!strcmp(cmd, "stop-when-open"))
-		return run_stop_when_open(argc, argv);
 	if (!strcmp(cmd, "kill-wait"))
 		return run_kill_wait(argc, argv);
 	if (strcmp(cmd, "features") &&
@@ -2804,8 +2738,7 @@ static void print_usage(void)
 		"usage: ublk_errno ctrl|io|recovery|crash\n"
 		"       ublk_errno start-recovery ID | end-recovery ID PID |\n"
 		"                  stop ID | del ID | state ID | info ID |\n"
-		"                  features | kill-wait ID STATE [MS] |\n"
-		"                  stop-when-open PID PATH [MS]\n");
+		"                  features | kill-wait ID STATE [MS]\n");
 }
 
 int main(int argc, char *argv[])

@@ -28,7 +28,7 @@
  *		threads	   one server thread per queue
  *		scenario   scripted add/params/serve/start/kill/recover/del runs
  *
- *	ublk_fuzz --repro sqpoll-stop|kill-del|dup-id [--log FILE]
+ *	ublk_fuzz --repro sqpoll-stop|kill-del|dup-id|chunk-lbs [--log FILE]
  *		one finding as a fixed sequence (see repro_main())
  *
  * Every worker, server and helper draws from its own generator, seeded from
@@ -1985,6 +1985,8 @@ static int repro_state(struct worker *w, int id)
  *	with recovery; the device should become QUIESCED, STOP should work.
  * kill-del:	SIGKILL the server and DEL_DEV at once, block I/O running.
  * dup-id:	two processes ADD_DEV and DEL_DEV id 0 in a loop.
+ * chunk-lbs:	SET_PARAMS with chunk_sectors (1) below the logical block
+ *		size (4096), then START_DEV: the partition scan's read.
  * Each prints what happened; exit 1 when a command did not come back.
  */
 static int repro_main(const char *name)
@@ -2082,6 +2084,35 @@ static int repro_main(const char *name)
 		       res == RES_TIMEOUT ? " (TIMEOUT: stuck)" : "");
 		return res == RES_TIMEOUT ? 1 : 0;
 	}
+	if (!strcmp(name, "chunk-lbs")) {
+		struct ublk_params *p = (struct ublk_params *)
+					((char *)w.buf + 8192);
+
+		plain_ring = 0;
+		id = repro_dev(&w, 0, &srv);
+		if (id < 0)
+			return 2;
+		/* 4K logical blocks, chunks of one 512-byte sector */
+		p->basic.logical_bs_shift = 12;
+		p->basic.chunk_sectors = 1;
+		res = wcmd(&w, &w.ctrl[0], UBLK_CMD_SET_PARAMS, id, NO_QUEUE,
+			   sizeof(*p), PTR(p), 0, 2000, NULL);
+		printf("chunk-lbs: SET_PARAMS lbs 4096 chunk_sectors 1 = %d\n",
+		       res);
+		if (res)
+			return 0;	/* refused: nothing to reproduce */
+		res = wcmd(&w, &w.ctrl[0], UBLK_CMD_START_DEV, id, NO_QUEUE, 0,
+			   0, srv, 5000, NULL);
+		printf("chunk-lbs: START = %d (the partition scan reads now)\n",
+		       res);
+		fflush(stdout);
+		sleep_ms(2000);
+		res = wcmd(&w, &w.ctrl[0], UBLK_CMD_DEL_DEV, id, NO_QUEUE, 0,
+			   0, 0, 10000, NULL);
+		printf("chunk-lbs: DEL = %d%s\n", res,
+		       res == RES_TIMEOUT ? " (TIMEOUT: stuck)" : "");
+		return res == RES_TIMEOUT ? 1 : 0;
+	}
 	fprintf(stderr, "unknown repro %s\n", name);
 	return 2;
 }
@@ -2091,7 +2122,7 @@ static void print_usage(void)
 	fprintf(stderr,
 		"usage: ublk_fuzz --seed N --ops M [--procs P] [--time S] [--log FILE]\n"
 		"		 [--ids A-B] [--max-age S] [--without CLASS,...] [--quiet]\n"
-		"       ublk_fuzz --repro sqpoll-stop|kill-del|dup-id [--log FILE]\n"
+		"       ublk_fuzz --repro sqpoll-stop|kill-del|dup-id|chunk-lbs [--log FILE]\n"
 		"classes: kill selfkill async sqpoll defer blockio badaddr threads scenario\n");
 	exit(2);
 }
