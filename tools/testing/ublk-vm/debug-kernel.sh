@@ -3,7 +3,8 @@
 #
 # The debug kernel of the ublk VM (KASAN, lockdep, KFENCE, kmemleak, ...),
 # built from Debian's linux-source-6.1 of the stock image's version with
-# x86_64_defconfig + debug.config, cached outside git:
+# x86_64_defconfig + debug.config and the fixes in debug-kernel-patches/
+# (applied with patch -p1 in file-name order), cached outside git:
 #
 #   $UBLK_VM_CACHE/debug-kernel/<debian version>-<fragment hash>/
 #       .config, arch/x86/boot/bzImage (what QEMU boots: the PVH entry of
@@ -24,24 +25,57 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 CACHE=${UBLK_VM_CACHE:-/var/cache/ublk-vm}
 FRAGMENT=$HERE/debug.config
+PATCHES=$HERE/debug-kernel-patches
 # Bump when the recipe below changes in a way that needs a rebuild.
 RECIPE=1
 
 log() { echo "debug-kernel: $*" >&2; }
 die() { echo "debug-kernel: error: $*" >&2; exit 1; }
 
+# The kernel fixes the debug kernel needs, in the order they apply.
+patch_list() {
+	find "$PATCHES" -maxdepth 1 -name '*.patch' 2>/dev/null | LC_ALL=C sort
+}
+
+patches_hash() {
+	local p
+
+	{ for p in $(patch_list); do basename "$p"; cat "$p"; done; } |
+		sha256sum | cut -c1-12
+}
+
 tree_of() {
 	local key
 
-	key=$( { echo "recipe $RECIPE"; cat "$FRAGMENT"; } | sha256sum | cut -c1-12)
+	key=$( { echo "recipe $RECIPE"; cat "$FRAGMENT"; echo "patches $(patches_hash)"; } |
+		sha256sum | cut -c1-12)
 	echo "$CACHE/debug-kernel/$1-$key"
 }
 
-# linux-source-6.1 VERSION, unpacked once into the cache (read-only after).
-ensure_source() {
-	local ver=$1 deb src=$CACHE/debug-kernel/src-$1 tmp
+# Apply debug-kernel-patches/ to a freshly unpacked tree; .patches records
+# which set it carries.
+apply_patches() {
+	local dir=$1 p
 
-	if [ -f "$src/.unpacked" ]; then
+	for p in $(patch_list); do
+		log "applying $(basename "$p")"
+		patch -d "$dir" -p1 -s --batch --forward < "$p" >&2 ||
+			die "$(basename "$p") does not apply to $dir"
+	done
+}
+
+# linux-source-6.1 VERSION with debug-kernel-patches/, unpacked once into
+# the cache (read-only after; a different patch set unpacks it again).
+ensure_source() {
+	local ver=$1 deb src=$CACHE/debug-kernel/src-$1 tmp phash
+
+	phash=$(patches_hash)
+	if [ -f "$src/.unpacked" ] && [ ! -f "$src/.patches" ]; then
+		# Unpacked by a recipe without patches: still pristine.
+		apply_patches "$src/linux-source-6.1"
+		echo "$phash" > "$src/.patches"
+	fi
+	if [ -f "$src/.unpacked" ] && [ "$(cat "$src/.patches")" = "$phash" ]; then
 		echo "$src/linux-source-6.1"
 		return 0
 	fi
@@ -63,6 +97,8 @@ ensure_source() {
 		xz -dc -T0 | tar -xf - -C "$tmp" ||
 		die "cannot unpack $deb"
 	[ -f "$tmp/linux-source-6.1/Makefile" ] || die "$deb has no linux-source-6.1 tree"
+	apply_patches "$tmp/linux-source-6.1"
+	echo "$phash" > "$tmp/.patches"
 	touch "$tmp/.unpacked"
 	rm -rf "$src"
 	mv "$tmp" "$src"
@@ -102,7 +138,7 @@ build() {
 		echo "$tree"
 		return 0
 	fi
-	for p in flex bison bc libelf-dev libssl-dev; do
+	for p in flex bison bc libelf-dev libssl-dev patch; do
 		[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] ||
 			missing+=("$p")
 	done
