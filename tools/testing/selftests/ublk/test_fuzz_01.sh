@@ -34,6 +34,13 @@ procs=${UBLK_FUZZ_PROCS:-3}
 without=${UBLK_FUZZ_WITHOUT:-}
 ids=0-7
 
+# A device the fuzzer leaves QUIESCED keeps its block-I/O helpers waiting,
+# past the hung-task limit in a long seed (spec 9: no task in D state
+# beyond it): devices added during the campaign get a recovery deadline
+# (UBLK_FUZZ_DEADLINE_MS, 0 for none). The rmmod below resets it.
+deadline_param=/sys/module/ublk_drv/parameters/recovery_timeout_ms
+[ -w "$deadline_param" ] && echo "${UBLK_FUZZ_DEADLINE_MS:-20000}" > "$deadline_param"
+
 # kernel log lines that fail the campaign, on top of _check_dmesg's
 FUZZ_BAD='WARNING:|BUG:|BUG |Oops|general protection|blocked for more than|'
 FUZZ_BAD+='INFO: task|Call Trace|cannot create duplicate filename|'
@@ -154,6 +161,7 @@ for seed in $seeds; do
 	_log "seed $seed clean"
 done
 _log "$total commands in $((($(_now_ms) - t0) / 1000)) s over seeds: $seeds"
+[ -w "$deadline_param" ] && echo 0 > "$deadline_param"
 [ "$UBLK_FAILED" = 1 ] && exit 1
 
 # the module must go and come back (the harness loads it for later tests)
