@@ -323,26 +323,34 @@ run_fio_part() {
 
 # ---------------------------------------------------------------- recovery
 
+# kill_watched ID STATE OUT: start `kublk wait-state STATE' (output to OUT),
+# give it 0.3 s to be polling, kill -9 the server; the kill time in TK, the
+# waiter's pid in WPID (its own start-up is not counted)
+TK=''
+WPID=''
+kill_watched() {
+	local pid
+
+	pid=$(server_pid "$1")
+	[ -n "$pid" ] && [ "$pid" -gt 0 ] || return 1
+	"$KUBLK" wait-state -n "$1" "$2" -t 30000 > "$3" 2>&1 &
+	WPID=$!
+	sleep 0.3
+	TK=$EPOCHREALTIME
+	kill -9 "$pid"
+}
+
 # kill_recover ID TSV CYCLE: kill -9 the server, wait for QUIESCED, recover.
 # Appends "cycle t_kill t_quiesced t_live start_live_ms waitstate_ms".
 # Nothing is exec'd between QUIESCED and recover: a process start costs
 # 0.1 s and more here.
 kill_recover() {
-	local id=$1 tsv=$2 c=$3 pid wpid tk tq tl sl ws
+	local id=$1 tsv=$2 c=$3 tk tq tl sl ws
 
-	pid=$(server_pid "$id")
-	if [ -z "$pid" ] || [ "$pid" -le 0 ]; then
-		warn "cycle $c: no server pid for $id"
-		return 1
-	fi
-	# the waiter polls (every 1 ms) before the kill: its own start-up is
-	# not counted
-	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > "$WORK/ws.out" 2>&1 &
-	wpid=$!
-	sleep 0.3
-	tk=$EPOCHREALTIME
-	kill -9 "$pid"
-	wait "$wpid" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
+	kill_watched "$id" QUIESCED "$WORK/ws.out" ||
+		{ warn "cycle $c: no server pid for $id"; return 1; }
+	tk=$TK
+	wait "$WPID" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
 	tq=$EPOCHREALTIME
 	if ! "$KUBLK" recover -n "$id" > /dev/null 2> "$WORK/rec.err"; then
 		warn "cycle $c: kublk recover failed: $(tr '\n' ' ' < "$WORK/rec.err")"
@@ -362,24 +370,17 @@ kill_recover() {
 # "wait-state LIVE" started after QUIESCED returns (an upper bound).
 kill_recover_standby() {
 	local id=$1 tsv=$2 c=$3 log=${KUBLK_RUN_DIR:-/run/ublk}/ublk$1.log
-	local pid wpid tk tq tl sl ws n0 n i
+	local tk tq tl sl ws n0 n i
 
 	n0=$(grep -c 'START->LIVE' "$log" 2>/dev/null)
 	if ! "$KUBLK" recover --standby -n "$id" > /dev/null 2> "$WORK/rec.err"; then
 		warn "cycle $c: kublk recover --standby failed: $(tr '\n' ' ' < "$WORK/rec.err")"
 		return 1
 	fi
-	pid=$(server_pid "$id")
-	if [ -z "$pid" ] || [ "$pid" -le 0 ]; then
-		warn "cycle $c: no server pid for $id"
-		return 1
-	fi
-	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > "$WORK/ws.out" 2>&1 &
-	wpid=$!
-	sleep 0.3
-	tk=$EPOCHREALTIME
-	kill -9 "$pid"
-	wait "$wpid" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
+	kill_watched "$id" QUIESCED "$WORK/ws.out" ||
+		{ warn "cycle $c: no server pid for $id"; return 1; }
+	tk=$TK
+	wait "$WPID" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
 	tq=$EPOCHREALTIME
 	"$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null 2>&1 ||
 		{ warn "cycle $c: the standby server did not make it LIVE"; return 1; }
@@ -661,18 +662,14 @@ handover_cycle() {
 # t_first_eio t_live": the state as polled from before the kill, and the
 # first new direct read that fails
 failio_cycle() {
-	local id=$1 tsv=$2 c=$3 pid wpid tk tq te tl
+	local id=$1 tsv=$2 c=$3 tk tq te tl
 
-	pid=$(server_pid "$id")
-	"$KUBLK" wait-state -n "$id" FAIL_IO -t 30000 > /dev/null 2>&1 &
-	wpid=$!
-	sleep 0.3
-	tk=$EPOCHREALTIME
-	kill -9 "$pid"
+	kill_watched "$id" FAIL_IO /dev/null || { warn "FAIL_IO cycle $c: no server"; return 1; }
+	tk=$TK
 	while dd if="/dev/ublkb$id" of=/dev/null bs=4k count=1 iflag=direct \
 		status=none 2> /dev/null; do :; done
 	te=$EPOCHREALTIME
-	wait "$wpid" || { warn "FAIL_IO cycle $c: not FAIL_IO"; return 1; }
+	wait "$WPID" || { warn "FAIL_IO cycle $c: not FAIL_IO"; return 1; }
 	tq=$EPOCHREALTIME
 	"$KUBLK" recover -n "$id" > /dev/null 2>&1 || { warn "FAIL_IO cycle $c: recover failed"; return 1; }
 	tl=$EPOCHREALTIME
@@ -684,15 +681,11 @@ failio_cycle() {
 # deadline_cycle ID TSV CYCLE: kill, then wait for the deadline's FAIL_IO;
 # "c t_kill t_failio": a reader blocked since the kill gets EIO then
 deadline_cycle() {
-	local id=$1 tsv=$2 c=$3 pid tk tf rpid
+	local id=$1 tsv=$2 c=$3 tk tf
 
-	pid=$(server_pid "$id")
-	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > /dev/null 2>&1 &
-	rpid=$!
-	sleep 0.3
-	tk=$EPOCHREALTIME
-	kill -9 "$pid"
-	wait "$rpid"
+	kill_watched "$id" QUIESCED /dev/null || { warn "deadline cycle $c: no server"; return 1; }
+	tk=$TK
+	wait "$WPID"
 	dd if="/dev/ublkb$id" of=/dev/null bs=4k count=1 iflag=direct status=none 2> /dev/null &&
 		{ warn "deadline cycle $c: a read succeeded without a server"; return 1; }
 	tf=$EPOCHREALTIME
@@ -706,15 +699,11 @@ deadline_cycle() {
 # QUIESCED uevent; kill_recover's row layout, "live" from a wait-state
 # LIVE started at QUIESCED (an upper bound)
 selfrec_cycle() {
-	local id=$1 tsv=$2 c=$3 pid wpid tk tq tl
+	local id=$1 tsv=$2 c=$3 tk tq tl
 
-	pid=$(server_pid "$id")
-	"$KUBLK" wait-state -n "$id" QUIESCED -t 30000 > /dev/null 2>&1 &
-	wpid=$!
-	sleep 0.3
-	tk=$EPOCHREALTIME
-	kill -9 "$pid"
-	wait "$wpid" || { warn "self-recovery cycle $c: not QUIESCED"; return 1; }
+	kill_watched "$id" QUIESCED /dev/null || { warn "self-recovery cycle $c: no server"; return 1; }
+	tk=$TK
+	wait "$WPID" || { warn "self-recovery cycle $c: not QUIESCED"; return 1; }
 	tq=$EPOCHREALTIME
 	"$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null 2>&1 ||
 		{ warn "self-recovery cycle $c: not LIVE again"; return 1; }

@@ -407,6 +407,11 @@ class Report:
                             f"{s['to']:.0f}\t{s['first_after_live']:.0f}\t{s['maxlat']:.1f}\n")
         self.busy_fio = fio_metrics(os.path.join(d, "busy-fio.json"))
 
+    def mmm_row(self, name, t, n):
+        """One row of a min/median/max table in ms, if there are figures."""
+        if t:
+            self.w(f"| {name} | {n} | {t[0]:.1f} ms | {t[1]:.1f} ms | {t[2]:.1f} ms |")
+
     def recovery_section(self):
         w = self.w
         w("", "## User recovery", "")
@@ -427,9 +432,7 @@ class Report:
           "LIVE is when a `wait-state LIVE` started after QUIESCED returns (an upper bound).", "",
           "| measure | cycles | min | median | max |", "|---|---|---|---|---|")
 
-        def row(name, t, n):
-            if t:
-                w(f"| {name} | {n} | {t[0]:.1f} ms | {t[1]:.1f} ms | {t[2]:.1f} ms |")
+        row = self.mmm_row
 
         b, i = rec_stats(self.busy), rec_stats(self.idle)
         nb, ni, ns = len(self.busy), len(self.idle), len(self.busy_stall)
@@ -527,9 +530,7 @@ class Report:
           "uevent, nothing else acts; LIVE from a `wait-state LIVE` (an upper bound).", "",
           "| measure | cycles | min | median | max |", "|---|---|---|---|---|")
 
-        def row(name, t, n):
-            if t:
-                w(f"| {name} | {n} | {t[0]:.1f} ms | {t[1]:.1f} ms | {t[2]:.1f} ms |")
+        row = self.mmm_row
 
         h, nh = rec_stats(self.handover), len(self.handover)
         row("handover: QUIESCE → QUIESCED (old server drained and gone)", h["kq"], nh)
