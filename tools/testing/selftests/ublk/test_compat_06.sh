@@ -25,7 +25,9 @@ _fio_region()
 }
 
 file=$(_make_backing_file 64) || _fail "backing file"
-touch "$UBLK_TMP/stamp"
+# 2 s in the past: file times come from the coarse clock, so a file
+# ublksrv writes in the same tick as the stamp would not be -newer
+touch -d "@$(($(date +%s) - 2))" "$UBLK_TMP/stamp"
 dev=$(_ublksrv_add -t loop -q 2 -d 32 -r 1 -f "$file" --buffered_io) ||
 	_fail "ublk add -r 1"
 _ublksrv_wait_state "$dev" LIVE || _fail "not LIVE"
