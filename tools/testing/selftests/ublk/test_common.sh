@@ -459,10 +459,16 @@ _ublksrv_wait_state()
 }
 
 # _ublksrv_del ID: ublk del, then the device must be gone
+# _ublksrv_del ID: ublk del, then wait until the device and its daemon are
+# gone (a daemon still exiting holds /dev/ublkcN and the module)
 _ublksrv_del()
 {
+	local pid
+
+	pid=$(_ublksrv_pid "$1")
 	_ublksrv del -n "$1" || return 1
-	_wait_until 10000 _dev_gone "$1"
+	_wait_until 10000 _dev_gone "$1" || return 1
+	[ -z "$pid" ] || [ "$pid" -le 0 ] || _wait_until 10000 _pid_gone "$pid"
 }
 
 # _ublksrv_queue_tids PID: the daemon's user threads but its main one, i.e.
