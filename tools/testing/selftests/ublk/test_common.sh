@@ -352,6 +352,22 @@ _inflight_at_least()
 	[ $((r + w)) -ge "$2" ]
 }
 
+# _held_writes ID K: K one-block direct writes in the background, for a
+# server started with --hold K; returns once all K are in flight (their
+# pids in UBLK_WRITERS), 1 if they never are
+_held_writes()
+{
+	local i
+
+	UBLK_WRITERS=()
+	for i in $(seq 1 "$2"); do
+		_bg dd if=/dev/zero of="/dev/ublkb$1" bs=4k count=1 seek="$i" \
+			oflag=direct status=none
+		UBLK_WRITERS+=("$UBLK_LAST_PID")
+	done
+	_wait_until 20000 _inflight_at_least "$1" "$2"
+}
+
 # _wait_io_progress ID N [TIMEOUT_MS]: wait until N more I/Os completed
 _wait_io_progress()
 {

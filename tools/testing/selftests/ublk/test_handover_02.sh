@@ -57,13 +57,8 @@ _draining()
 K=2
 dev=$(_add_ublk_dev -t null -q 1 -d 16 -r -i --quiesce --hold "$K") || _fail "kublk add --hold"
 pid=$(_server_pid "$dev")
-writers=()
-for i in $(seq 1 "$K"); do
-	_bg dd if=/dev/zero of="/dev/ublkb$dev" bs=4k count=1 seek="$i" \
-		oflag=direct status=none
-	writers+=("$UBLK_LAST_PID")
-done
-_wait_until 20000 _inflight_at_least "$dev" "$K" || _fail "the writes are not held"
+_held_writes "$dev" "$K" || _fail "the writes are not held"
+writers=("${UBLK_WRITERS[@]}")
 _bg "$KUBLK" quiesce -n "$dev"
 qpid=$UBLK_LAST_PID
 # QUIESCE_DEV now waits for the held writes: the window is open

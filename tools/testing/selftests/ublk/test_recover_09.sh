@@ -30,14 +30,8 @@ flags=$(_list_field "$dev" FLAGS)
 (( flags & (1 << 9) )) || _fail "device flags $flags lack FAIL_IO"
 pid=$(_server_pid "$dev")
 
-writers=()
-for i in $(seq 1 "$K"); do
-	_bg dd if=/dev/zero of="/dev/ublkb$dev" bs=4k count=1 seek="$i" \
-		oflag=direct status=none
-	writers+=("$UBLK_LAST_PID")
-done
-_wait_until 20000 _inflight_at_least "$dev" "$K" ||
-	_fail "the server never held the $K writes"
+_held_writes "$dev" "$K" || _fail "the server never held the $K writes"
+writers=("${UBLK_WRITERS[@]}")
 kill -9 "$pid"
 ms=$(_wait_state "$dev" FAIL_IO) || _fail "not FAIL_IO after the kill: $(_dev_state "$dev")"
 _log "kill->FAIL_IO $ms ms"
