@@ -637,8 +637,16 @@ static void ublk_start_io(struct ublk_queue *ubq, struct request *rq,
 
 	if (req_op(rq) == REQ_OP_WRITE &&
 	    !ublk_copy_rq_data(rq, io->addr, blk_rq_bytes(rq), true)) {
-		/* the server gave a bad buffer: fail, keep its command */
-		blk_mq_end_request(rq, BLK_STS_IOERR);
+		/*
+		 * A bad buffer fails the request; the command stays. Or the
+		 * daemon is being killed: a fatal signal makes the fault on
+		 * its buffer give up (its mmap lock contended), and the
+		 * request, which never reached it, waits for the next server.
+		 */
+		if (fatal_signal_pending(current))
+			ublk_abort_unsent_rq(ubq, rq);
+		else
+			blk_mq_end_request(rq, BLK_STS_IOERR);
 		return;
 	}
 
@@ -799,7 +807,8 @@ static const struct blk_mq_ops ublk_mq_ops = {
 };
 
 /* Complete @rq with the server's @res; runs in the daemon's context. */
-static void ublk_complete_rq(struct request *rq, u64 buf, int res)
+static void ublk_complete_rq(struct ublk_queue *ubq, struct request *rq,
+			     u64 buf, int res)
 {
 	unsigned int bytes;
 
@@ -822,7 +831,11 @@ static void ublk_complete_rq(struct request *rq, u64 buf, int res)
 	bytes = min_t(unsigned int, res, blk_rq_bytes(rq));
 	if (req_op(rq) == REQ_OP_READ &&
 	    !ublk_copy_rq_data(rq, buf, bytes, false)) {
-		blk_mq_end_request(rq, BLK_STS_IOERR);
+		/* a daemon being killed: as if it had died holding @rq */
+		if (fatal_signal_pending(current))
+			ublk_abort_sent_rq(ubq, rq);
+		else
+			blk_mq_end_request(rq, BLK_STS_IOERR);
 		return;
 	}
 
@@ -912,7 +925,7 @@ static int ublk_io_commit(struct ublk_queue *ubq, struct ublk_io *io,
 	io->cmd = cmd;
 	io->addr = ub_cmd->addr;
 	WRITE_ONCE(io->state, UBLK_IO_FETCHED);
-	ublk_complete_rq(rq, buf, ub_cmd->result);
+	ublk_complete_rq(ubq, rq, buf, ub_cmd->result);
 
 	if (unlikely(READ_ONCE(ub->quiescing)))
 		wake_up_all(&ub->wait);
