@@ -664,7 +664,8 @@ static int ublk_queue_alloc_bufs(struct kublk_queue *q)
 	return 0;
 }
 
-static int ublk_queue_init(struct kublk_queue *q)
+/* what needs no /dev/ublkcN: a server taking over does it beforehand */
+static int ublk_queue_prepare(struct kublk_queue *q)
 {
 	int ret;
 
@@ -672,8 +673,6 @@ static int ublk_queue_init(struct kublk_queue *q)
 	if (!q->ios)
 		return -ENOMEM;
 	ret = ublk_queue_init_ring(q);
-	if (!ret)
-		ret = ublk_queue_map_iods(q);
 	if (!ret)
 		ret = ublk_queue_alloc_bufs(q);
 	if (!ret && q->dev->ops->queue_init)
@@ -696,6 +695,25 @@ static void ublk_queue_deinit(struct kublk_queue *q)
  * Queue threads, seen from the main thread
  */
 
+/*
+ * A queue thread reports its preparation (@ret) and waits until the main
+ * thread lets it go on; returns @ret, else what the main thread decided.
+ */
+static int kublk_queue_prepared(struct kublk_dev *dev, int ret)
+{
+	pthread_mutex_lock(&dev->lock);
+	dev->nr_prepared++;
+	if (ret)
+		dev->prep_failed = true;
+	pthread_cond_broadcast(&dev->cond);
+	while (!dev->go)
+		pthread_cond_wait(&dev->cond, &dev->lock);
+	if (!ret)
+		ret = dev->go_ret;
+	pthread_mutex_unlock(&dev->lock);
+	return ret;
+}
+
 static void kublk_queue_started(struct kublk_dev *dev, int ret)
 {
 	pthread_mutex_lock(&dev->lock);
@@ -703,7 +721,7 @@ static void kublk_queue_started(struct kublk_dev *dev, int ret)
 		dev->nr_failed++;
 	else
 		dev->nr_started++;
-	pthread_cond_signal(&dev->cond);
+	pthread_cond_broadcast(&dev->cond);
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -741,7 +759,9 @@ static void *ublk_queue_thread(void *arg)
 	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	ret = ublk_queue_init(q);
+	ret = kublk_queue_prepared(dev, ublk_queue_prepare(q));
+	if (!ret)
+		ret = ublk_queue_map_iods(q);
 	if (!ret)
 		ret = ublk_queue_fetch_all(q);
 	kublk_queue_started(dev, ret);
@@ -795,26 +815,61 @@ static int kublk_alloc_queues(struct kublk_dev *dev)
 	return 0;
 }
 
-/* start every queue thread; returns once each has sent its FETCHes */
-static int kublk_start_queues(struct kublk_dev *dev)
+/*
+ * Create the queue threads; returns once each has its ring and buffers
+ * (-EIO if one could not), the threads then wait for
+ * kublk_release_queues().
+ */
+static int kublk_spawn_queues(struct kublk_dev *dev)
 {
 	unsigned int i, nr = dev->info.nr_hw_queues;
 	struct kublk_queue *q;
 	int ret;
 
 	dev->hold_left = dev->cfg.hold;
+	dev->spawned = true;
 	for (i = 0; i < nr; i++) {
 		q = &dev->queues[i];
 		ret = pthread_create(&q->thread, NULL, ublk_queue_thread, q);
-		if (ret) {
-			kublk_err("queue %u: pthread_create: %s", i,
-				  strerror(ret));
-			q->joined = true;
-			kublk_queue_started(dev, -ret);
+		if (!ret) {
+			q->created = true;
 			continue;
 		}
-		q->created = true;
+		kublk_err("queue %u: pthread_create: %s", i, strerror(ret));
+		q->joined = true;
+		pthread_mutex_lock(&dev->lock);
+		dev->nr_prepared++;
+		dev->prep_failed = true;
+		dev->nr_failed++;
+		pthread_mutex_unlock(&dev->lock);
 	}
+	pthread_mutex_lock(&dev->lock);
+	while (dev->nr_prepared < nr)
+		pthread_cond_wait(&dev->cond, &dev->lock);
+	ret = dev->prep_failed ? -EIO : 0;
+	pthread_mutex_unlock(&dev->lock);
+	return ret;
+}
+
+/* let the prepared queue threads fetch (@ret 0) or exit (@ret < 0) */
+static void kublk_release_queues(struct kublk_dev *dev, int ret)
+{
+	pthread_mutex_lock(&dev->lock);
+	dev->go = true;
+	dev->go_ret = ret;
+	pthread_cond_broadcast(&dev->cond);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+/* start every queue thread; returns once each has sent its FETCHes */
+static int kublk_start_queues(struct kublk_dev *dev)
+{
+	unsigned int nr = dev->info.nr_hw_queues;
+	int ret;
+
+	if (!dev->spawned)
+		kublk_spawn_queues(dev);	/* a failure counts in nr_failed */
+	kublk_release_queues(dev, 0);
 	pthread_mutex_lock(&dev->lock);
 	while (dev->nr_started + dev->nr_failed < nr)
 		pthread_cond_wait(&dev->cond, &dev->lock);
@@ -853,6 +908,16 @@ static bool kublk_join_queues(struct kublk_dev *dev, unsigned int ms)
 	return true;
 }
 
+/* undo kublk_spawn_queues() when the threads were never let go */
+static void kublk_cancel_queues(struct kublk_dev *dev)
+{
+	if (!dev->spawned)
+		return;
+	kublk_release_queues(dev, -ECANCELED);
+	if (!kublk_join_queues(dev, KUBLK_JOIN_WAIT_MS))
+		exit(1);	/* cannot free what a thread still uses */
+}
+
 /* SIGUSR1: kill the queue thread named in ublkN.killq */
 static void kublk_handle_killq(struct kublk_dev *dev)
 {
@@ -878,13 +943,49 @@ static void kublk_handle_killq(struct kublk_dev *dev)
 }
 
 /*
+ * --churn-mm: drop the queue buffers' pages (the driver's next copy to or
+ * from a buffer faults) and map and unmap a page (the fault finds the mmap
+ * lock taken for writing), without end. A server killed meanwhile is being
+ * killed while the driver copies: the copy gives up on the fatal signal.
+ * The buffers' contents are lost, so the null target only.
+ */
+static void *kublk_churn_thread(void *arg)
+{
+	struct kublk_dev *dev = arg;
+	size_t pg = kublk_page_size();
+	unsigned int i;
+	void *p;
+
+	pthread_setname_np(pthread_self(), "kublk-churn");
+	for (;;) {
+		for (i = 0; i < dev->info.nr_hw_queues; i++)
+			if (dev->queues[i].bufs)
+				madvise(dev->queues[i].bufs,
+					dev->queues[i].bufs_len, MADV_DONTNEED);
+		p = mmap(NULL, pg, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED)
+			munmap(p, pg);
+		sched_yield();
+	}
+	return NULL;
+}
+
+/*
  * The main thread's life once the device is LIVE: asleep until a signal.
  * Every queue thread, also a killed one, sends SIGRTMIN as it ends, so
  * nothing here wakes up on a timer: an idle server costs no CPU.
  */
 static void kublk_serve(struct kublk_dev *dev)
 {
+	pthread_t churn;
 	sigset_t set;
+
+	if (dev->cfg.churn_mm && strcmp(dev->ops->name, "null"))
+		kublk_err("--churn-mm: null target only, ignored");
+	else if (dev->cfg.churn_mm &&
+		 pthread_create(&churn, NULL, kublk_churn_thread, dev))
+		kublk_err("--churn-mm: no thread");
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -1398,6 +1499,15 @@ static int kublk_recover_server(struct kublk_dev *dev)
 	ret = kublk_alloc_queues(dev);
 	if (ret)
 		goto deinit_tgt;
+	/*
+	 * Taking over a device that is still served: rings and buffers are
+	 * set up while the old server runs, to shorten the stall
+	 */
+	if (dev->cfg.standby || dev->cfg.handover) {
+		ret = kublk_spawn_queues(dev);
+		if (ret)
+			goto free_queues;
+	}
 	if (dev->cfg.standby) {
 		kublk_announce(dev);	/* armed: the caller may crash the old one */
 		ret = kublk_wait_quiesced(dev);
@@ -1436,6 +1546,7 @@ static int kublk_recover_server(struct kublk_dev *dev)
 	return 0;
 
 free_queues:
+	kublk_cancel_queues(dev);
 	free(dev->queues);
 deinit_tgt:
 	dev->ops->deinit(dev);
@@ -1563,8 +1674,9 @@ static const char kublk_usage_text[] =
 "      [--foreground] [--lbs N] [--pbs N] [--ro] [--rotational]\n"
 "      [--no-discard] [--flags UBLK_F_BITS] [--hold N] [--defer-taskrun]\n"
 "      [-e] [--quiesce] [--recovery-timeout MS] [--ignore-abort]\n"
+"      [--churn-mm]\n"
 "  recover -n ID [--foreground] [--standby] [-t TARGET] [-f FILE] [--direct]\n"
-"      [--stop-at start|half|fetched|parked]\n"
+"      [--stop-at start|half|fetched|parked] [--churn-mm]\n"
 "  handover -n ID [the options of recover]\n"
 "  quiesce -n ID\n"
 "  del -n ID | --all\n"
@@ -1582,6 +1694,8 @@ static const char kublk_usage_text[] =
 "(QUIESCE_DEV, then START/END_USER_RECOVERY); quiesce: QUIESCE_DEV only.\n"
 "--recovery-timeout MS: the device's recovery deadline (sysfs).\n"
 "--ignore-abort: the server never exits on UBLK_IO_RES_ABORT (tests).\n"
+"--churn-mm (tests, null target): a thread keeps the server's mmap lock\n"
+"busy and its buffers unpopulated, so the driver's copies fault.\n"
 "--lbs/--pbs: a shift (9, 12) or a size in bytes (512, 4096).\n"
 "SIZE and BUF_BYTES take K, M, G, T suffixes. Every command accepts\n"
 "--ioctl-encode (send the UBLK_U_* command encodings). --hold N: never\n"
@@ -1683,6 +1797,7 @@ enum {
 	OPT_DEFER_TASKRUN,
 	OPT_QUIESCE,
 	OPT_IGNORE_ABORT,
+	OPT_CHURN_MM,
 	OPT_RECOVERY_TIMEOUT,
 	OPT_STOP_AT,
 	OPT_ALL,
@@ -1715,6 +1830,7 @@ static const struct option kublk_dev_opts[] = {
 	{ "fail-io",		no_argument,		NULL, 'e' },
 	{ "quiesce",		no_argument,		NULL, OPT_QUIESCE },
 	{ "ignore-abort",	no_argument,		NULL, OPT_IGNORE_ABORT },
+	{ "churn-mm",		no_argument,		NULL, OPT_CHURN_MM },
 	{ "recovery-timeout",	required_argument,	NULL, OPT_RECOVERY_TIMEOUT },
 	{ "stop-at",		required_argument,	NULL, OPT_STOP_AT },
 	{ "help",		no_argument,		NULL, 'h' },
@@ -1789,6 +1905,9 @@ static bool kublk_dev_opt_flag(struct kublk_cfg *cfg, int c)
 		break;
 	case OPT_IGNORE_ABORT:
 		cfg->ignore_abort = true;
+		break;
+	case OPT_CHURN_MM:
+		cfg->churn_mm = true;
 		break;
 	case OPT_GET_DATA:
 		cfg->flags |= UBLK_F_NEED_GET_DATA;

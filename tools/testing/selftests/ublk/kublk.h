@@ -118,6 +118,7 @@ struct kublk_cfg {
 	bool defer_taskrun;		/* queue rings with DEFER_TASKRUN */
 	bool handover;			/* recover: QUIESCE_DEV the old one */
 	bool ignore_abort;		/* --ignore-abort: never exit on ABORT */
+	bool churn_mm;			/* --churn-mm: contend the mmap lock */
 	int recovery_timeout_ms;	/* --recovery-timeout; -1: unset */
 	int stop_at;			/* recover --stop-at: KUBLK_STOP_* */
 };
@@ -205,9 +206,18 @@ struct kublk_dev {
 	int status_fd;			/* daemon: pipe to the parent, or -1 */
 	pthread_t main_thread;
 	struct kublk_queue *queues;
-	/* queue start-up handshake */
+	/*
+	 * queue start-up handshake: each thread sets up its ring and
+	 * buffers (nr_prepared counts those done, failed or not), waits for
+	 * @go, then maps the descriptors and fetches (nr_started/nr_failed)
+	 */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	bool spawned;
+	bool go;
+	int go_ret;			/* < 0: exit instead of fetching */
+	unsigned int nr_prepared;
+	bool prep_failed;
 	unsigned int nr_started;
 	unsigned int nr_failed;
 	/* --hold: requests still to hold, all queues together (atomic) */
