@@ -944,28 +944,34 @@ static void kublk_handle_killq(struct kublk_dev *dev)
 
 /*
  * --churn-mm: drop the queue buffers' pages (the driver's next copy to or
- * from a buffer faults) and map and unmap a page (the fault finds the mmap
- * lock taken for writing), without end. A server killed meanwhile is being
- * killed while the driver copies: the copy gives up on the fatal signal.
- * The buffers' contents are lost, so the null target only.
+ * from a buffer faults) and flip the protection of a populated scratch
+ * area (mprotect() holds the mmap lock for writing while it walks the
+ * page tables, so the fault waits for it), without end. A server killed
+ * meanwhile is killed while the driver copies: the fault gives up on the
+ * fatal signal. The buffers' contents are lost: the null target only.
  */
+#define KUBLK_CHURN_BYTES	(2U << 20)
+
 static void *kublk_churn_thread(void *arg)
 {
 	struct kublk_dev *dev = arg;
-	size_t pg = kublk_page_size();
-	unsigned int i;
-	void *p;
+	unsigned int i, flip = 0;
+	char *p;
 
 	pthread_setname_np(pthread_self(), "kublk-churn");
+	p = mmap(NULL, KUBLK_CHURN_BYTES, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, KUBLK_CHURN_BYTES, MADV_NOHUGEPAGE);	/* many PTEs */
+	memset(p, 1, KUBLK_CHURN_BYTES);
 	for (;;) {
 		for (i = 0; i < dev->info.nr_hw_queues; i++)
 			if (dev->queues[i].bufs)
 				madvise(dev->queues[i].bufs,
 					dev->queues[i].bufs_len, MADV_DONTNEED);
-		p = mmap(NULL, pg, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p != MAP_FAILED)
-			munmap(p, pg);
+		mprotect(p, KUBLK_CHURN_BYTES,
+			 flip++ & 1 ? PROT_READ | PROT_WRITE : PROT_READ);
 		sched_yield();
 	}
 	return NULL;
