@@ -24,21 +24,11 @@ REPO=$(cd "$HERE/../../.." && pwd -P)
 CACHE=${UBLK_VM_CACHE:-/var/cache/ublk-vm}
 OUT=${1:?usage: $0 OUTDIR}
 
-n=0 failed=0
-tap() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=$((failed + 1))
-	fi
-}
+# shellcheck source=tap.sh
+. "$HERE/tap.sh"
 infra() { echo "deb-check: INFRASTRUCTURE FAILURE: $*" >&2; exit 2; }
 finish() {
-	echo "1..$n"
-	echo "$((n - failed)) passed, $failed failed"
-	[ "$failed" -eq 0 ] || exit 1
+	tap_summary || exit 1
 	exit 0
 }
 

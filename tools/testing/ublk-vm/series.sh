@@ -362,16 +362,8 @@ EOF
 
 # --- the check ---------------------------------------------------------
 
-n=0 failed=0
-tap() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=$((failed + 1))
-	fi
-}
+# shellcheck source=tap.sh
+. "$HERE/tap.sh"
 
 # Debian's config, as the headers package has it, with CONFIG_BLK_DEV_UBLK=m
 # and what a plain source tree cannot do switched off: BTF needs pahole and
@@ -497,9 +489,7 @@ check_series() {
 	tap $rc "make -C tools/testing/selftests TARGETS=ublk (lib.mk) builds kublk and the helpers ($((SECONDS - t0)) s)"
 	[ $rc -eq 0 ] || tail -n 20 "$log/kselftest.log" | sed 's/^/  /'
 	echo "$tree" > "$out/tree"
-	echo "1..$n"
-	echo "$((n - failed)) passed, $failed failed"
-	[ "$failed" -eq 0 ]
+	tap_summary
 }
 
 case "${1:-}" in
