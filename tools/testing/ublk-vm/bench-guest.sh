@@ -408,10 +408,11 @@ kill_watched() {
 # Nothing is exec'd between QUIESCED and recover: a process start costs
 # 0.1 s and more here.
 # With SERVER ublksrv (4th argument) its `ublk recover' starts the new
-# server and a `kublk wait-state LIVE' tells LIVE; START -> LIVE is then
-# not known (nan).
+# server and a `kublk wait-state LIVE' tells LIVE (an upper bound: it
+# adds a process start); START -> LIVE is then not known (nan). A 7th
+# column has when the recover command returned.
 kill_recover() {
-	local id=$1 tsv=$2 c=$3 srv=${4:-kublk} tk tq tl sl ws
+	local id=$1 tsv=$2 c=$3 srv=${4:-kublk} tk tq tl tr= sl ws rc
 
 	kill_watched "$id" QUIESCED "$WORK/ws.out" ||
 		{ warn "cycle $c: no server pid for $id"; return 1; }
@@ -419,7 +420,10 @@ kill_recover() {
 	wait "$WPID" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
 	tq=$EPOCHREALTIME
 	if [ "$srv" = ublksrv ]; then
-		if ! ublksrv recover -n "$id" > /dev/null 2> "$WORK/rec.err" ||
+		ublksrv recover -n "$id" > /dev/null 2> "$WORK/rec.err"
+		rc=$?
+		tr=$EPOCHREALTIME
+		if [ "$rc" != 0 ] ||
 		   ! "$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null 2>> "$WORK/rec.err"; then
 			warn "cycle $c: ublk recover failed: $(tr '\n' ' ' < "$WORK/rec.err")"
 			return 1
@@ -431,9 +435,10 @@ kill_recover() {
 	tl=$EPOCHREALTIME
 	read -r ws _ < "$WORK/ws.out"
 	sl=$(sed -n 's/.*START->LIVE \([0-9.]*\) ms.*/\1/p' "$WORK/rec.err" | head -n1)
-	echo "$c $tk $tq $tl ${sl:-nan} ${ws:-nan}" >> "$tsv"
-	printf 'bench: %s cycle %2d: kill->QUIESCED %6s ms, START->LIVE %6s ms, kill->LIVE %7s ms\n' \
-		"$(basename "$tsv" .tsv)" "$c" "$(ms_between "$tk" "$tq")" "${sl:-?}" "$(ms_between "$tk" "$tl")"
+	echo "$c $tk $tq $tl ${sl:-nan} ${ws:-nan} ${tr:-$tl}" >> "$tsv"
+	printf 'bench: %s cycle %2d: kill->QUIESCED %6s ms, START->LIVE %6s ms, kill->LIVE %7s ms%s\n' \
+		"$(basename "$tsv" .tsv)" "$c" "$(ms_between "$tk" "$tq")" "${sl:-?}" "$(ms_between "$tk" "$tl")" \
+		"${tr:+ (ublk recover returned after $(ms_between "$tk" "$tr") ms)}"
 }
 
 # kill_recover_standby ID TSV CYCLE: the same with the new server started

@@ -205,7 +205,8 @@ def read_cycles(path):
                 if len(p) >= 6:
                     rows.append({"cycle": int(p[0]), "kill": float(p[1]),
                                  "quiesced": float(p[2]), "live": float(p[3]),
-                                 "start_live": float(p[4]), "waitstate": float(p[5])})
+                                 "start_live": float(p[4]), "waitstate": float(p[5]),
+                                 "returned": float(p[6]) if len(p) > 6 else float(p[3])})
     except (OSError, ValueError):
         pass
     return rows
@@ -942,8 +943,11 @@ class Report:
               "(kublk `-r -i`, ublksrv `-r 1 -i 1`), 1 queue, depth 128, cycles as in \"User "
               "recovery\" above: `kill -9` of the server with `kublk wait-state QUIESCED` polling "
               "(1 ms), then the server's own recover command (`kublk recover`, ublksrv's `ublk "
-              "recover` followed by `kublk wait-state LIVE`, as it returns before LIVE). "
-              "*Busy*: fio 4k random writes at qd32. START → LIVE only for kublk, which prints it. "
+              "recover` followed by `kublk wait-state LIVE`: ublksrv does not say when the device "
+              "is LIVE). "
+              "*Busy*: fio 4k random writes at qd32. START → LIVE only for kublk, which prints it; "
+              "ublksrv's kill → LIVE includes the start of that `wait-state` (an upper bound), "
+              "its I/O stall (from fio's log) does not. "
               "6.1's module notices a dead server on a periodic check (every 5 s), so idle can "
               "take up to 5 s there. Median (min–max) over the cycles; ✅/❌ against the "
               "target on our module's columns (6.1's are the reference).", "",
@@ -964,6 +968,8 @@ class Report:
                 f"{len(self.ref_rec[k]['busy'])} / {len(self.ref_rec[k]['idle'])}" for k in keys) + " |"
             rrow("busy: kill → QUIESCED", "≤ 100 ms", 100, lambda r: rec_stats(r["busy"])["kq"])
             rrow("busy: START → LIVE", "", None, lambda r: rec_stats(r["busy"])["sl"])
+            rrow("busy: kill → recover command returned", "", None,
+                 lambda r: mmm([(x["returned"] - x["kill"]) * 1e3 for x in r["busy"]]))
             rrow("busy: kill → LIVE", "", None, lambda r: rec_stats(r["busy"])["kl"])
             rrow("busy: LIVE → first completion", "", None,
                  lambda r: mmm([x["first_after_live"] for x in r["stall"]]))
@@ -971,6 +977,8 @@ class Report:
             rrow("busy: longest I/O latency", "", None, lambda r: mmm([x["maxlat"] for x in r["stall"]]))
             rrow("idle: kill → QUIESCED", "≤ 100 ms", 100, lambda r: rec_stats(r["idle"])["kq"])
             rrow("idle: START → LIVE", "", None, lambda r: rec_stats(r["idle"])["sl"])
+            rrow("idle: kill → recover command returned", "", None,
+                 lambda r: mmm([(x["returned"] - x["kill"]) * 1e3 for x in r["idle"]]))
             rrow("idle: kill → LIVE", "", None, lambda r: rec_stats(r["idle"])["kl"])
             errs = [(k, r["fio"]["errors"]) for k, r in self.ref_rec.items() if r["fio"] and r["fio"]["errors"]]
             if errs:
