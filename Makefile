@@ -14,6 +14,8 @@
 #   make demo / make bench      run tools/testing/ublk-vm/{demo,bench-guest}.sh in the VM
 #   make bench BENCH_QUICK=1    BENCH_* knobs reach the guest (tools/testing/ublk-vm/BENCH.md)
 #   make ab [BASE=rev]   same-boot A/B: the working tree's driver against BASE's (HEAD)
+#   make ab-ref          same-boot: ours against Linux 6.1's own module, with
+#                        kublk and ublksrv (make bench BENCH_PARTS=ref)
 #   make soak [CYCLES=1000] [SEED=1]  crash/recover soak (test_soak_01.sh) in the VM
 #   make checkpatch / make sparse   style and static checks of the driver
 #   make deb             ublk-dkms_<version>_all.deb into results/deb/ (lintian)
@@ -65,6 +67,9 @@ bench:
 ab:
 	$(VM)/ab-run.sh $(BASE)
 
+ab-ref:
+	BENCH_PARTS=ref $(VM)/bench-run.sh
+
 CYCLES ?= 1000
 SEED ?= 1
 soak:
@@ -99,5 +104,5 @@ clean:
 	@if [ -f tools/testing/selftests/ublk/Makefile ]; then \
 		$(MAKE) -C tools/testing/selftests/ublk clean; fi
 
-.PHONY: all module selftests setup check check-debug demo bench ab soak fuzz checkpatch sparse clean \
+.PHONY: all module selftests setup check check-debug demo bench ab ab-ref soak fuzz checkpatch sparse clean \
 	deb patches check-deb check-patches check-kselftest check-ship

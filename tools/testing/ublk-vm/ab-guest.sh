@@ -28,6 +28,8 @@ for arg in "$@"; do
 done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=ab-module.sh
+. "$HERE/ab-module.sh"
 KUBLK=$HERE/../selftests/ublk/kublk
 ROUNDS=${AB_ROUNDS:-4}
 RUNTIME=${AB_RUNTIME:-4}
@@ -46,7 +48,7 @@ for side in BASE NEW; do
 	ko=AB_KO_$side
 	[ -r "${!ko:-}" ] || { warn "no module for $side: ${!ko:-unset}"; exit 1; }
 done
-modprobe -r ublk_drv 2>/dev/null
+ab_module_unload || exit 1
 
 # kublk's CPU time (user + system) in clock ticks
 srv_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -62,10 +64,10 @@ one_run() {
 	else
 		args+=("${KARGS_NEW[@]}")
 	fi
-	insmod "${!ko}" || { warn "insmod $side failed"; return 1; }
+	ab_module_use "${!ko}" || { warn "cannot load the $side module"; return 1; }
 	if ! id=$(timeout 60 "$KUBLK" add -t null -q "$q" "${args[@]}"); then
 		warn "kublk add failed ($side)"
-		rmmod ublk_drv
+		ab_module_unload
 		return 1
 	fi
 	id=${id//[^0-9]/}
@@ -80,7 +82,7 @@ one_run() {
 		--norandommap --randrepeat=0 --group_reporting --output-format=json)
 	t1=$(srv_ticks "$pid")
 	timeout 60 "$KUBLK" del -n "$id" > /dev/null || warn "kublk del failed ($side)"
-	rmmod ublk_drv || warn "rmmod failed ($side)"
+	ab_module_unload || warn "rmmod failed ($side)"
 	# the server's ticks cover the ramp too: scale the I/O count to it
 	echo "$out" | python3 -c '
 import json, sys

@@ -19,9 +19,10 @@
 #   BENCH_TIMELINE=S    timeline run: kill S/2 s after the first I/O, stop
 #                       S/2 s after LIVE (default 6)
 #   BENCH_ONLY=REGEX    only workloads whose name matches (grep -E)
-#   BENCH_PARTS=LIST    any of fio,recovery,timeline,idle,beyond (default
-#                       all five; beyond: handover, FAIL_IO, the recovery
-#                       deadline, a self-recovering device)
+#   BENCH_PARTS=LIST    any of fio,recovery,timeline,idle,beyond,ref (default
+#                       the first five; beyond: handover, FAIL_IO, the
+#                       recovery deadline, a self-recovering device; ref:
+#                       ours against Linux 6.1's module, kublk and ublksrv)
 #   BENCH_DEADLINE_MS=T recovery deadline of the beyond part (default 1000)
 #   BENCH_IDLE=S        seconds of each idle window (default 5)
 #   BENCH_LOOP_SIZE=SZ  tmpfs backing file of both loop contenders (1G)
@@ -30,6 +31,12 @@
 #                       (kublk recover --standby, armed before the kill) (1)
 #   BENCH_KUBLK_ARGS=".." extra arguments for the throughput runs' kublk add,
 #                       e.g. "--comp-in-task" (none)
+#   BENCH_REF_KO=PATH   part ref: Linux 6.1's ublk_drv.ko (ref-module.sh;
+#                       bench-run.sh passes it)
+#   BENCH_OURS_KO=PATH  part ref: our module (default: the one loaded)
+#   BENCH_REF_ROUNDS=N  part ref: rounds, each both modules (9; quick 2)
+#   BENCH_REF_CYCLES=N  part ref: kill/recover cycles per module, server
+#                       and busy/idle (5; quick 3)
 #
 # Nothing here fails on timing: the exit status is 0 unless a device could
 # not be set up or a part could not run.
@@ -44,6 +51,8 @@ for arg in "$@"; do
 done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=ab-module.sh
+. "$HERE/ab-module.sh"
 REPO=$(cd "$HERE/../../.." && pwd -P)
 KUBLK=$REPO/tools/testing/selftests/ublk/kublk
 UEVENT=$REPO/tools/testing/selftests/ublk/ublk_uevent
@@ -54,6 +63,7 @@ mkdir -p "$RES" "$WORK" || exit 1
 if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 	: "${BENCH_RUNTIME:=2}" "${BENCH_RAMP:=0}" "${BENCH_ROUNDS:=1}"
 	: "${BENCH_CYCLES:=5}" "${BENCH_TIMELINE:=4}" "${BENCH_IDLE:=3}"
+	: "${BENCH_REF_ROUNDS:=2}" "${BENCH_REF_CYCLES:=3}"
 fi
 RUNTIME=${BENCH_RUNTIME:-2.5}
 RAMP=${BENCH_RAMP:-0.5}
@@ -68,6 +78,10 @@ LOOP_SIZE=${BENCH_LOOP_SIZE:-1G}
 REC_TARGET=${BENCH_RECOVERY_TARGET:-null}
 STANDBY=${BENCH_STANDBY:-1}
 read -r -a KUBLK_ARGS <<< "${BENCH_KUBLK_ARGS:-}"
+REF_ROUNDS=${BENCH_REF_ROUNDS:-9}
+REF_CYCLES=${BENCH_REF_CYCLES:-5}
+declare -A MOD_KO=([ours]=${BENCH_OURS_KO:-$(modinfo -n ublk_drv 2>/dev/null)}
+		   [ref]=${BENCH_REF_KO:-})
 RUNTIME_MS=$(awk -v s="$RUNTIME" 'BEGIN { printf "%d", s * 1000 }')
 RAMP_MS=$(awk -v s="$RAMP" 'BEGIN { printf "%d", s * 1000 }')
 HALF=$(awk -v s="$TIMELINE" 'BEGIN { print s / 2 }')
@@ -88,6 +102,7 @@ ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'
 
 declare -A DEV		# "contender:queues" -> block device name (no /dev/)
 declare -A UBLK_ID	# same key -> ublk device id
+declare -A SRV		# same key -> its server, kublk (unset) or ublksrv
 CONTENDERS=(nullblk ublk-null loop ublk-loop)
 
 server_pid() { "$KUBLK" list -n "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
@@ -111,6 +126,48 @@ ublk_add() {
 	[ -b "/dev/ublkb$id" ] || { warn "kublk add $*: no /dev/ublkb$id"; return 1; }
 	UBLK_ID[$key]=$id
 	DEV[$key]=ublkb$id
+}
+
+# ublksrv ARGS...: ublksrv's ublk (a black box, driven by its command
+# line as test_common.sh's _ublksrv_* do), bounded by `timeout'
+ublksrv() {
+	timeout 60 "$UBLKSRV/ublk" "$@"
+}
+
+# ublksrv_add KEY ARGS...: ublk add ARGS, remembered for cleanup; waits
+# for LIVE (its add returns once the daemon is forked)
+ublksrv_add() {
+	local key=$1 out id
+
+	shift
+	[ -x "${UBLKSRV:-}/ublk" ] || { warn "no ublksrv (UBLKSRV=${UBLKSRV:-unset})"; return 1; }
+	out=$(ublksrv add "$@" 2>&1) || { warn "ublk add $* failed: $(echo "$out" | tr '\n' ' ')"; return 1; }
+	id=$(echo "$out" | sed -n 's/^dev id \([0-9][0-9]*\):.*/\1/p' | head -n 1)
+	[ -n "$id" ] || { warn "ublk add $* printed no id: $(echo "$out" | tr '\n' ' ')"; return 1; }
+	UBLK_ID[$key]=$id
+	DEV[$key]=ublkb$id
+	SRV[$key]=ublksrv
+	"$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null ||
+		{ warn "ublk add $*: device $id not LIVE"; return 1; }
+	[ -b "/dev/ublkb$id" ] || { warn "ublk add $*: no /dev/ublkb$id"; return 1; }
+}
+
+# srv_del KEY: delete the device with its own server's command, wait for
+# the server to be gone (it holds the module until then)
+srv_del() {
+	local key=$1 id=${UBLK_ID[$1]} pid i
+
+	pid=$(server_pid "$id")
+	if [ "${SRV[$key]:-kublk}" = ublksrv ]; then
+		ublksrv del -n "$id" > /dev/null 2>&1
+	else
+		timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1
+	fi || return 1
+	for ((i = 0; i < 200; i++)); do
+		[ -n "$pid" ] && [ "$pid" -gt 0 ] && kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	unset "UBLK_ID[$key]" "DEV[$key]" "SRV[$key]"
 }
 
 set_sched() {
@@ -189,7 +246,7 @@ cleanup() {
 	done
 	BG_PIDS=()
 	for key in "${!UBLK_ID[@]}"; do
-		timeout 30 "$KUBLK" del -n "${UBLK_ID[$key]}" > /dev/null 2>&1
+		srv_del "$key" 2>/dev/null
 	done
 	[ -n "${DEV[loop:1]:-}" ] && losetup -d "/dev/${DEV[loop:1]}" 2>/dev/null
 	for d in /sys/kernel/config/nullb/nullbq*; do
@@ -198,6 +255,7 @@ cleanup() {
 	rm -f "$LOOP_FILE"
 	UBLK_ID=()
 	DEV=()
+	SRV=()
 }
 trap cleanup EXIT
 
@@ -234,6 +292,14 @@ wl_opts() {
 	[ "$q" -gt 1 ] && printf '%s\n' "cpus_allowed=0-$((q - 1))" cpus_allowed_policy=split
 }
 
+# fio_global: the [global] section of the job files
+fio_global() {
+	echo "[global]"
+	printf '%s\n' ioengine=io_uring direct=1 thread time_based \
+		"runtime=${RUNTIME_MS}ms" "ramp_time=${RAMP_MS}ms" group_reporting \
+		lat_percentiles=1 log_avg_msec=500 log_unix_epoch=1 stonewall new_group
+}
+
 # round_jobfile ROUND: one fio job file for the whole round, one section
 # per workload and contender ("WORKLOAD@CONTENDER"), run one after the
 # other (stonewall): A B A B in odd rounds, B A B A in even ones. One fio
@@ -243,10 +309,7 @@ round_jobfile() {
 	local -a order=(nullblk ublk-null loop ublk-loop)
 
 	[ $((r % 2)) -eq 0 ] && order=(ublk-null nullblk ublk-loop loop)
-	echo "[global]"
-	printf '%s\n' ioengine=io_uring direct=1 thread time_based \
-		"runtime=${RUNTIME_MS}ms" "ramp_time=${RAMP_MS}ms" group_reporting \
-		lat_percentiles=1 log_avg_msec=500 log_unix_epoch=1 stonewall new_group
+	fio_global
 	for wl in "${WORKLOADS[@]}"; do
 		q=${wl##*-}
 		q=${q%q}
@@ -344,24 +407,38 @@ kill_watched() {
 # Appends "cycle t_kill t_quiesced t_live start_live_ms waitstate_ms".
 # Nothing is exec'd between QUIESCED and recover: a process start costs
 # 0.1 s and more here.
+# With SERVER ublksrv (4th argument) its `ublk recover' starts the new
+# server and a `kublk wait-state LIVE' tells LIVE (an upper bound: it
+# adds a process start); START -> LIVE is then not known (nan). A 7th
+# column has when the recover command returned.
 kill_recover() {
-	local id=$1 tsv=$2 c=$3 tk tq tl sl ws
+	local id=$1 tsv=$2 c=$3 srv=${4:-kublk} tk tq tl tr= sl ws rc
 
 	kill_watched "$id" QUIESCED "$WORK/ws.out" ||
 		{ warn "cycle $c: no server pid for $id"; return 1; }
 	tk=$TK
 	wait "$WPID" || { warn "cycle $c: not QUIESCED: $(cat "$WORK/ws.out")"; return 1; }
 	tq=$EPOCHREALTIME
-	if ! "$KUBLK" recover -n "$id" > /dev/null 2> "$WORK/rec.err"; then
+	if [ "$srv" = ublksrv ]; then
+		ublksrv recover -n "$id" > /dev/null 2> "$WORK/rec.err"
+		rc=$?
+		tr=$EPOCHREALTIME
+		if [ "$rc" != 0 ] ||
+		   ! "$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null 2>> "$WORK/rec.err"; then
+			warn "cycle $c: ublk recover failed: $(tr '\n' ' ' < "$WORK/rec.err")"
+			return 1
+		fi
+	elif ! "$KUBLK" recover -n "$id" > /dev/null 2> "$WORK/rec.err"; then
 		warn "cycle $c: kublk recover failed: $(tr '\n' ' ' < "$WORK/rec.err")"
 		return 1
 	fi
 	tl=$EPOCHREALTIME
 	read -r ws _ < "$WORK/ws.out"
 	sl=$(sed -n 's/.*START->LIVE \([0-9.]*\) ms.*/\1/p' "$WORK/rec.err" | head -n1)
-	echo "$c $tk $tq $tl ${sl:-nan} ${ws:-nan}" >> "$tsv"
-	printf 'bench: %s cycle %2d: kill->QUIESCED %6s ms, START->LIVE %6s ms, kill->LIVE %7s ms\n' \
-		"$(basename "$tsv" .tsv)" "$c" "$(ms_between "$tk" "$tq")" "${sl:-?}" "$(ms_between "$tk" "$tl")"
+	echo "$c $tk $tq $tl ${sl:-nan} ${ws:-nan} ${tr:-$tl}" >> "$tsv"
+	printf 'bench: %s cycle %2d: kill->QUIESCED %6s ms, START->LIVE %6s ms, kill->LIVE %7s ms%s\n' \
+		"$(basename "$tsv" .tsv)" "$c" "$(ms_between "$tk" "$tq")" "${sl:-?}" "$(ms_between "$tk" "$tl")" \
+		"${tr:+ (ublk recover returned after $(ms_between "$tk" "$tr") ms)}"
 }
 
 # kill_recover_standby ID TSV CYCLE: the same with the new server started
@@ -397,12 +474,20 @@ kill_recover_standby() {
 		"$c" "$(ms_between "$tk" "$tq")" "${sl:-?}" "$(ms_between "$tk" "$tl")"
 }
 
-# rec_dev TARGET: a recovery-enabled (-r -i) device; prints its id
+# rec_dev TARGET [SERVER]: a recovery-enabled (-r -i) device of kublk
+# (default) or ublksrv, 1 queue of depth 128; prints its id
 rec_dev() {
-	local id
+	local id a=(-t "$1" -q 1 -d 128 -r 1 -i 1)
 
-	case "$1" in
-	loop)	id=$("$KUBLK" add -t loop -f "$LOOP_FILE" -r -i 2> "$WORK/add.err") ;;
+	case "${2:-kublk}:$1" in
+	ublksrv:*)
+		[ "$1" = loop ] && a+=(-f "$LOOP_FILE" --buffered_io)
+		id=$(ublksrv add "${a[@]}" 2>&1 |
+			sed -n 's/^dev id \([0-9][0-9]*\):.*/\1/p' | head -n 1)
+		[ -n "$id" ] && "$KUBLK" wait-state -n "$id" LIVE -t 30000 > /dev/null ||
+			{ warn "ublk add -t $1 -r 1 -i 1: no LIVE device"; return 1; }
+		;;
+	kublk:loop)	id=$("$KUBLK" add -t loop -f "$LOOP_FILE" -r -i 2> "$WORK/add.err") ;;
 	*)	id=$("$KUBLK" add -t null -r -i 2> "$WORK/add.err") ;;
 	esac || { warn "kublk add -t $1 -r -i: $(tr '\n' ' ' < "$WORK/add.err")"; return 1; }
 	id=${id//[^0-9]/}
@@ -772,6 +857,179 @@ run_beyond_part() {
 	timeout 30 "$KUBLK" del -n "$id" > /dev/null 2>&1 || warn "kublk del -n $id failed"
 }
 
+# ---------------------------------------------------------------- ours vs 6.1
+
+# Part ref: our module against Linux 6.1's own (ref-module.sh), each
+# serving kublk and ublksrv, swapped in this boot (ab-module.sh). Rounds
+# run "ours" then "ref" when odd, "ref" then "ours" when even; a half
+# loads its module, adds a null and a loop device with 1 and 2 queues for
+# each server, runs one fio process over every workload and device, then
+# deletes them and unloads. null_blk (module-independent) runs in the
+# first half of each round, for ublk's CPU per I/O over null_blk's. Then
+# REF_CYCLES kill/recover cycles, busy and idle, for each module and
+# server. Results in ref/ (see BENCH.md); the kernel log of each half is
+# in ref/dmesg.txt, marked per phase, and the report lists any warning.
+REF_MODULES=(ours ref)
+REF_SERVERS=(kublk ublksrv)
+
+# ref_phase TEXT: a kernel log marker, so that a warning can be pinned on
+# the module that was loaded
+ref_phase() {
+	echo "bench-ref: $*" > /dev/kmsg
+	say "ref: $*"
+}
+
+# ref_devices: the 8 ublk devices of a half on the loaded module
+ref_devices() {
+	local q key ok=0
+
+	for q in 1 2; do
+		ublk_add "kublk-null:$q" -t null -q "$q" "${KUBLK_ARGS[@]}" || ok=1
+		ublk_add "kublk-loop:$q" -t loop -q "$q" -f "$LOOP_FILE" "${KUBLK_ARGS[@]}" || ok=1
+		ublksrv_add "ublksrv-null:$q" -t null -q "$q" -d 128 || ok=1
+		ublksrv_add "ublksrv-loop:$q" -t loop -q "$q" -d 128 -f "$LOOP_FILE" --buffered_io || ok=1
+	done
+	for key in "${!DEV[@]}"; do
+		set_sched "${DEV[$key]}" > /dev/null
+	done
+	return $ok
+}
+
+# ref_del_all: delete every ublk device (the module can go then)
+ref_del_all() {
+	local key
+
+	for key in "${!UBLK_ID[@]}"; do
+		srv_del "$key" || warn "deleting $key (device ${UBLK_ID[$key]}) failed"
+	done
+}
+
+# ref_jobfile ROUND MODULE WITH_NULLBLK: the half's fio job file, sections
+# "WORKLOAD@SERVER-TARGET" (and "@nullblk"), servers alternating by round
+ref_jobfile() {
+	local r=$1 m=$2 wl c q
+	local -a order=(kublk-null ublksrv-null kublk-loop ublksrv-loop)
+
+	[ $((r % 2)) -eq 0 ] && order=(ublksrv-null kublk-null ublksrv-loop kublk-loop)
+	[ "$3" = 1 ] && order=(nullblk "${order[@]}")
+	fio_global
+	for wl in "${WORKLOADS[@]}"; do
+		q=${wl##*-}
+		q=${q%q}
+		for c in "${order[@]}"; do
+			[ -n "${DEV[$c:$q]:-}" ] || continue
+			echo
+			echo "[$wl@$c]"
+			echo "filename=/dev/${DEV[$c:$q]}"
+			echo "write_iops_log=$RES/ref/fio/logs/r$r-$m/$wl@$c"
+			wl_opts "$wl"
+		done
+	done
+}
+
+# ref_half ROUND MODULE WITH_NULLBLK
+ref_half() {
+	local r=$1 m=$2 dir=$RES/ref/fio key cpid secs rc njobs
+	local -a pids=()
+
+	ref_phase "round $r: $m module (${MOD_KO[$m]})"
+	ab_module_use "${MOD_KO[$m]}" || { warn "cannot load the $m module"; return 1; }
+	ref_devices || warn "round $r, $m: not every device could be added"
+	mkdir -p "$dir/logs/r$r-$m"
+	: > "$dir/r$r-$m.servers.txt"
+	for key in "${!UBLK_ID[@]}"; do
+		pids+=("$(server_pid "${UBLK_ID[$key]}")")
+		echo "$key ${pids[-1]}" >> "$dir/r$r-$m.servers.txt"
+	done
+	ref_jobfile "$r" "$m" "$3" > "$dir/r$r-$m.fio"
+	njobs=$(grep -c '^\[.*@' "$dir/r$r-$m.fio")
+	secs=$(awk -v n="$njobs" -v t="$RUNTIME" -v r="$RAMP" 'BEGIN { printf "%d", n * (t + r + 0.4) + 5 }')
+	"$CPUSTAT" 100000 "$WORK/cpu.txt" "${pids[@]}" &
+	cpid=$!
+	BG_PIDS+=("$cpid")
+	say "ref: round $r/$REF_ROUNDS, $m: $njobs fio jobs (about $secs s; $(elapsed) s so far)"
+	timeout -k 5 $((secs * 2 + 120)) fio --output-format=json \
+		--output="$WORK/fio.json" "$dir/r$r-$m.fio" > "$WORK/fio.out" 2>&1
+	rc=$?
+	kill -TERM "$cpid"
+	wait "$cpid"
+	cp "$WORK/cpu.txt" "$dir/r$r-$m.cpu.txt"
+	cp "$WORK/fio.json" "$dir/r$r-$m.json"
+	[ "$rc" -eq 0 ] || warn "ref round $r ($m) fio exited $rc: $(tail -n 3 "$WORK/fio.out" | tr '\n' ' ')"
+	fio_summary "$dir/r$r-$m.json" | sed "s/^/bench: [r$r $m] /"
+	ref_del_all
+}
+
+# ref_recovery MODULE SERVER: REF_CYCLES busy cycles (fio 4k randwrite
+# qd32) and REF_CYCLES idle ones, on a -r -i device of REC_TARGET
+ref_recovery() {
+	local m=$1 s=$2 dir=$RES/ref/recovery id c
+
+	ref_phase "recovery: $m module, $s"
+	mkdir -p "$dir"
+	: > "$dir/$m-$s-busy.tsv"
+	: > "$dir/$m-$s-idle.tsv"
+	id=$(rec_dev "$REC_TARGET" "$s") || return 1
+	fio_start "ublkb$id" "$WORK/ref-fio.json" "$WORK/ref"
+	wait_io "ublkb$id"
+	sleep 1
+	for ((c = 1; c <= REF_CYCLES; c++)); do
+		kill_recover "$id" "$dir/$m-$s-busy.tsv" "$c" "$s" || break
+		sleep 1
+	done
+	fio_stop
+	cp "$WORK/ref-fio.json" "$dir/$m-$s-busy-fio.json" 2>/dev/null
+	gzip -c "$WORK/ref_lat.1.log" > "$dir/$m-$s-busy-lat.log.gz"
+	UBLK_ID[rec]=$id
+	[ "$s" = ublksrv ] && SRV[rec]=ublksrv
+	srv_del rec || warn "deleting device $id failed"
+
+	id=$(rec_dev "$REC_TARGET" "$s") || return 1
+	sleep 0.5
+	for ((c = 1; c <= REF_CYCLES; c++)); do
+		kill_recover "$id" "$dir/$m-$s-idle.tsv" "$c" "$s" || break
+		sleep 0.3
+	done
+	UBLK_ID[rec]=$id
+	[ "$s" = ublksrv ] && SRV[rec]=ublksrv
+	srv_del rec || warn "deleting device $id failed"
+}
+
+run_ref_part() {
+	local r m s first
+
+	mkdir -p "$RES/ref/fio"
+	[ -r "${MOD_KO[ref]}" ] || { warn "ref: no 6.1 module (BENCH_REF_KO=${MOD_KO[ref]})"; return 1; }
+	[ -r "${MOD_KO[ours]}" ] || { warn "ref: no module of ours (BENCH_OURS_KO=${MOD_KO[ours]})"; return 1; }
+	[ -x "${UBLKSRV:-}/ublk" ] || { warn "ref: no ublksrv (UBLKSRV=${UBLKSRV:-unset})"; return 1; }
+	{
+		echo "ours=${MOD_KO[ours]}"
+		echo "ref=${MOD_KO[ref]}"
+		echo "ublksrv=$UBLKSRV"
+		echo "rounds=$REF_ROUNDS"
+		echo "cycles=$REF_CYCLES"
+	} > "$RES/ref/modules.env"
+	say "ref: ours vs Linux 6.1's module, $REF_ROUNDS rounds of ${#WORKLOADS[@]} workloads x kublk/ublksrv x null/loop, then $REF_CYCLES kill/recover cycles busy and idle per module and server"
+	[ -n "${DEV[nullblk:1]:-}" ] || setup_nullblk || return 1
+	for ((r = 1; r <= REF_ROUNDS; r++)); do
+		first=1
+		for m in $([ $((r % 2)) = 1 ] && echo ours ref || echo ref ours); do
+			ref_half "$r" "$m" "$first" || break 2
+			first=0
+		done
+	done
+	for m in "${REF_MODULES[@]}"; do
+		ab_module_use "${MOD_KO[$m]}" || { warn "cannot load the $m module"; break; }
+		for s in "${REF_SERVERS[@]}"; do
+			ref_recovery "$m" "$s"
+		done
+	done
+	ref_phase "done: back to our module"
+	ab_module_use "${MOD_KO[ours]}" || warn "cannot load our module again"
+	dmesg > "$RES/ref/dmesg.txt"
+	echo "$UBLK_KMSG_BAD" > "$RES/ref/kmsg-bad.txt"
+}
+
 # ---------------------------------------------------------------- main
 
 # pingpong WHEN: the cost of a wake-up across vCPUs and on one vCPU (pipe
@@ -813,6 +1071,8 @@ clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksour
 	echo "standby=$STANDBY"
 	echo "deadline_ms=$DEADLINE_MS"
 	echo "kublk_args=${KUBLK_ARGS[*]}"
+	echo "ref_rounds=$REF_ROUNDS"
+	echo "ref_cycles=$REF_CYCLES"
 	echo "quick=${BENCH_QUICK:-}"
 	echo "git=$(git -C "$REPO" describe --always --dirty 2>/dev/null)"
 } > "$RES/bench.env"
@@ -827,19 +1087,19 @@ say "4 KiB copy: ${copy_4k% *} us with rep movsb, ${copy_4k#* } us with rep movs
 clock_read=$("$CPUSTAT" --clock)
 echo "clock_read=$clock_read" >> "$RES/bench.env"
 say "clock read: $clock_read us ($clocksource clocksource)"
-setup_devices
-mkdir -p "$RES/fio"
-
-part fio && [ ${#WORKLOADS[@]} -gt 0 ] && run_fio_part
-if part recovery || part timeline || part idle || part beyond; then
+if part fio; then
+	setup_devices
+	mkdir -p "$RES/fio"
+	[ ${#WORKLOADS[@]} -gt 0 ] && run_fio_part
 	# the benchmark devices are not needed any more: less to schedule
 	cleanup
-	make_loop_file || warn "cannot create $LOOP_FILE"
 fi
+make_loop_file || warn "cannot create $LOOP_FILE"
 part recovery && run_recovery_part
 part timeline && run_timeline_part
 part idle && run_idle_part
 part beyond && run_beyond_part
+part ref && [ ${#WORKLOADS[@]} -gt 0 ] && run_ref_part
 
 pingpong end
 echo "elapsed=$(elapsed)" >> "$RES/bench.env"

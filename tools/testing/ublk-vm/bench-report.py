@@ -33,6 +33,12 @@ RATIO_TARGETS = {
     ("ublk-loop", "qd32"): (0.75, "0.44–0.67"),
     ("ublk-loop", "qd128b"): (1.2, "1.1–1.46"),
 }
+# part ref: our module against Linux 6.1's, each with both servers
+REF_MODULES = ["ours", "ref"]
+REF_MOD_LABEL = {"ours": "ours", "ref": "6.1's"}
+REF_SERVERS = ["kublk", "ublksrv"]
+REF_SAME_TARGET = 1.10		# same server, ours / 6.1's, qd32 and qd128b
+REF_CROSS_TARGET = 1.2		# kublk on ours / ublksrv on 6.1's, the same rows
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NAN = float("nan")
 
@@ -199,7 +205,8 @@ def read_cycles(path):
                 if len(p) >= 6:
                     rows.append({"cycle": int(p[0]), "kill": float(p[1]),
                                  "quiesced": float(p[2]), "live": float(p[3]),
-                                 "start_live": float(p[4]), "waitstate": float(p[5])})
+                                 "start_live": float(p[4]), "waitstate": float(p[5]),
+                                 "returned": float(p[6]) if len(p) > 6 else float(p[3])})
     except (OSError, ValueError):
         pass
     return rows
@@ -680,6 +687,338 @@ class Report:
             return None, (e, st)
         return "timeline.png", (e, st)
 
+    # -------------------------------------------------- ours vs 6.1's module
+    def load_ref(self):
+        """Part ref: ref/fio/r<round>-<module>.json with their CPU logs, the
+        recovery cycles per module and server, the kernel log."""
+        self.ref_runs = {}	# (workload, module, contender) -> {round: metrics}
+        d = os.path.join(self.res, "ref", "fio")
+        rt = float(self.env.get("runtime", 0) or 0)
+        for path in glob.glob(os.path.join(d, "r*-*.json")):
+            m = re.match(r"r(\d+)-(ours|ref)\.json$", os.path.basename(path))
+            data = load_json(path)
+            if not m or not data:
+                continue
+            r, mod = int(m.group(1)), m.group(2)
+            cpu = CpuLog(os.path.join(d, f"r{r}-{mod}.cpu.txt"),
+                         os.path.join(d, f"r{r}-{mod}.servers.txt"))
+            for j in data.get("jobs", []):
+                if "@" not in j["jobname"]:
+                    continue
+                wl, c = j["jobname"].split("@", 1)
+                mt = job_metrics(j)
+                if mt["iops"] <= 0:
+                    continue
+                q = wl.rsplit("-", 1)[-1].rstrip("q")
+                end = log_end(os.path.join(d, "logs", f"r{r}-{mod}", f"{wl}@{c}_iops.*.log"))
+                if end and rt:
+                    mt.update(cpu.window(end - 0.9 * rt, end - 0.1 * rt, f"{c}:{q}", mt["iops"]))
+                if "srv_us" in mt:
+                    mt["rest_us"] = mt["cpu_us"] - mt["srv_us"]
+                self.ref_runs.setdefault((wl, "-" if c == "nullblk" else mod, c), {})[r] = mt
+        found = {k[0] for k in self.ref_runs}
+        self.ref_wls = [w for w in workloads_order() if w in found]
+        rd = os.path.join(self.res, "ref", "recovery")
+        self.ref_rec = {}	# (module, server) -> {busy, idle, stall}
+        for mod in REF_MODULES:
+            for s in REF_SERVERS:
+                busy = read_cycles(os.path.join(rd, f"{mod}-{s}-busy.tsv"))
+                idle = read_cycles(os.path.join(rd, f"{mod}-{s}-idle.tsv"))
+                if not busy and not idle:
+                    continue
+                ev, lat = read_lat_log(os.path.join(rd, f"{mod}-{s}-busy-lat.log.gz"))
+                self.ref_rec[mod, s] = {"busy": busy, "idle": idle,
+                                        "stall": stalls(busy, ev, lat) if ev else [],
+                                        "fio": fio_metrics(os.path.join(rd, f"{mod}-{s}-busy-fio.json"))}
+        self.ref_kmsg = self.ref_kernel_log()
+
+    def ref_kernel_log(self):
+        """Lines of ref/dmesg.txt that the harness counts as warnings, each
+        with the phase (module loaded) whose marker precedes it."""
+        d = os.path.join(self.res, "ref")
+        try:
+            with open(os.path.join(d, "kmsg-bad.txt")) as f:
+                bad = re.compile(f.read().strip() or "WARNING:|BUG:|Call Trace")
+            with open(os.path.join(d, "dmesg.txt"), errors="replace") as f:
+                lines = f.read().splitlines()
+        except (OSError, re.error):
+            return None
+        phase, out = "before the part", []
+        for line in lines:
+            m = re.search(r"bench-ref: (.*)", line)
+            if m:
+                phase = m.group(1)
+            elif bad.search(line):
+                out.append((phase, line.strip()))
+        return out
+
+    def ref_ratio(self, wl, a, b, key="iops"):
+        """per round a/b, a and b (module, contender); min/median/max"""
+        ra = self.ref_runs.get((wl,) + a, {})
+        rb = self.ref_runs.get((wl,) + b, {})
+        return mmm([ra[r][key] / rb[r][key] for r in ra
+                    if r in rb and ra[r].get(key) and rb[r].get(key)])
+
+    def ref_stat(self, wl, mod, c, key):
+        return mmm([m.get(key) for m in self.ref_runs.get((wl, mod, c), {}).values()])
+
+    def ref_series(self):
+        """The ratios of the section: (label, a, b, target) per column."""
+        out = []
+        for tgt in ("null", "loop"):
+            for s in REF_SERVERS:
+                out.append((f"{s} {tgt}: ours / 6.1's", ("ours", f"{s}-{tgt}"),
+                            ("ref", f"{s}-{tgt}"), REF_SAME_TARGET))
+        for tgt in ("null", "loop"):
+            out.append((f"{tgt}: kublk on ours / ublksrv on 6.1's", ("ours", f"kublk-{tgt}"),
+                        ("ref", f"ublksrv-{tgt}"), REF_CROSS_TARGET))
+        return out
+
+    @staticmethod
+    def ref_headline(wl):
+        return wl.startswith("4k") and wl_depth(wl) in ("qd32", "qd128b")
+
+    def ref_target_rows(self):
+        rows = []
+        if not self.ref_wls:
+            return rows
+        for label, kind, tgt in (("ours / 6.1's module, same server", "same", REF_SAME_TARGET),
+                                 ("kublk on ours / ublksrv on 6.1's", "cross", REF_CROSS_TARGET)):
+            vals = []
+            for name, a, b, t in self.ref_series():
+                if t != tgt:
+                    continue
+                for wl in self.ref_wls:
+                    r = self.ref_ratio(wl, a, b) if self.ref_headline(wl) else None
+                    if r:
+                        vals.append((r[1], f"{name}, {wl}"))
+            if not vals:
+                continue
+            n = sum(v >= tgt for v, _ in vals)
+            lo = min(vals)
+            rows.append((f"{label}: IOPS at qd32 and qd128b, null and loop, 1 and 2 queues "
+                         f"({len(vals)} rows)", f"≥ {tgt:.2f} each",
+                         f"{n} of {len(vals)} rows; lowest {lo[0]:.2f} ({lo[1]})", "", met(n == len(vals))))
+            if kind == "same":
+                below = []
+                for name, a, b, t in self.ref_series():
+                    for wl in self.ref_wls:
+                        r = self.ref_ratio(wl, a, b) if t == tgt else None
+                        if r and r[1] < 1.0:
+                            below.append((r[1], f"{name}, {wl}"))
+                below.sort()
+                rows.append(("ours / 6.1's module, same server: no row below 1.0 (every workload)",
+                             "≥ 1.00 each", f"{len(below)} row(s) below"
+                             + (": " + "; ".join(f"{w} {v:.2f}" for v, w in below[:4])
+                                + (" ..." if len(below) > 4 else "") if below else ""),
+                             "", met(not below)))
+        # recovery: the targets are ours; 6.1's figures go in the reference column
+        for s in REF_SERVERS:
+            ours, ref = self.ref_rec.get(("ours", s)), self.ref_rec.get(("ref", s))
+            if not ours:
+                continue
+            for name, f, lim in (("kill → QUIESCED, busy", lambda r: rec_stats(r["busy"])["kq"], 100),
+                                 ("kill → QUIESCED, idle", lambda r: rec_stats(r["idle"])["kq"], 100),
+                                 ("I/O stall across a crash, busy",
+                                  lambda r: mmm([x["stall"] for x in r["stall"]]), 300)):
+                t = f(ours)
+                if not t:
+                    continue
+                rt = f(ref) if ref else None
+                rows.append((f"{name}, {s} (median; part ref)", f"≤ {lim} ms",
+                             fmt_mmm(t, "{:.0f}", " ms"),
+                             f"6.1's module: {fmt_mmm(rt, '{:.0f}', ' ms')}" if rt else "",
+                             met(t[1] <= lim)))
+        return rows
+
+    def ref_plot(self):
+        dat = os.path.join(self.res, "plots", "ref-ratios.dat")
+        os.makedirs(os.path.dirname(dat), exist_ok=True)
+        series = self.ref_series()
+        with open(dat, "w") as f:
+            f.write("# idx workload then per series med min max, then same and cross targets; series: "
+                    + "; ".join(s[0] for s in series) + "\n")
+            for i, wl in enumerate(self.ref_wls):
+                row = [str(i), wl]
+                for _, a, b, _ in series:
+                    t = self.ref_ratio(wl, a, b)
+                    row += [f"{t[1]:.4f}", f"{t[0]:.4f}", f"{t[2]:.4f}"] if t else ["NaN"] * 3
+                hl = self.ref_headline(wl)
+                row += [f"{REF_SAME_TARGET:.2f}" if hl else "NaN", f"{REF_CROSS_TARGET:.2f}" if hl else "NaN"]
+                f.write(" ".join(row) + "\n")
+        out = os.path.join(self.res, "ref-ratios.png")
+        err = gnuplot("bench-ref-ratios.gp", out, dat=dat, out=out, n=len(self.ref_wls),
+                      # no apostrophe: gnuplot -e quotes the string with them
+                      subtitle=f"median of {self.env.get('ref_rounds', '?')} interleaved round(s), "
+                               f"whiskers: min-max; red ticks: targets (same server 1.10, kublk on "
+                               f"ours / ublksrv on 6.1 1.2, qd32 and qd128b); "
+                               f"{self.env.get('runtime', '?')} s runs, QEMU TCG, "
+                               f"{self.env.get('cpus', '?')} vCPUs")
+        if err:
+            self.notes.append(err)
+        return None if err else "ref-ratios.png"
+
+    def ref_section(self):
+        w = self.w
+        if not self.ref_wls and not self.ref_rec:
+            return
+        rounds = self.env.get("ref_rounds", "?")
+        w("", "## Ours vs Linux 6.1's module", "",
+          "Linux 6.1's own `drivers/block/ublk_drv.c` (Debian's linux-source-6.1, built out of "
+          "tree by ref-module.sh; as a module it always completes commands in task context, "
+          "UBLK_F_URING_CMD_COMP_IN_TASK) against ours, each serving kublk (our test server) "
+          "and ublksrv 1.0 (`ublk add -t null|loop -q N -d 128`, loop `--buffered_io` on the "
+          "same tmpfs file as kublk's), swapped in one boot: a round loads one module, adds "
+          "the 8 devices (2 servers × null/loop × 1/2 queues), runs every workload on each "
+          "(one fio process), deletes them and unloads; then the other module the same. Odd "
+          "rounds start with ours, even ones with 6.1's. null_blk runs in the first half of "
+          "each round. A ratio is taken within a round, then min/median/max over the "
+          f"{rounds} round(s). Targets (issue 16) apply to the 4k rows at qd32 and qd128b.", "")
+        png = self.ref_plot() if self.ref_wls else None
+        if png:
+            w(f"![ours vs 6.1's module]({png})", "")
+        series = self.ref_series()
+        if self.ref_wls:
+            w("### IOPS ratios", "",
+              "| workload | " + " | ".join(s[0] for s in series) + " |",
+              "|---" * (len(series) + 1) + "|")
+            for wl in self.ref_wls:
+                cells = []
+                for _, a, b, tgt in series:
+                    t = self.ref_ratio(wl, a, b)
+                    c = fmt_mmm(t)
+                    if t and self.ref_headline(wl):
+                        c += " ✅" if t[1] >= tgt else " ❌"
+                    elif t and tgt == REF_SAME_TARGET and t[1] < 1.0:
+                        c = f"**{c}**"
+                    cells.append(c)
+                w(f"| {wl} | " + " | ".join(cells) + " |")
+            w("", f"✅/❌: the median against the target of its column (same server ≥ "
+              f"{REF_SAME_TARGET:.2f}, kublk on ours / ublksrv on 6.1's ≥ {REF_CROSS_TARGET:.2f}); "
+              "bold: a same-server row below 1.0 elsewhere.", "")
+            w("### IOPS", "", "Median (min–max) over the rounds.", "",
+              "| workload | target | kublk, ours | kublk, 6.1's | ublksrv, ours | ublksrv, 6.1's | null_blk |",
+              "|---|---|---|---|---|---|---|")
+            for wl in self.ref_wls:
+                for tgt in ("null", "loop"):
+                    cells = [fmt_mmm(self.ref_stat(wl, mod, f"{s}-{tgt}", "iops"), "{:.0f}")
+                             for s in REF_SERVERS for mod in REF_MODULES]
+                    nb = fmt_mmm(self.ref_stat(wl, "-", "nullblk", "iops"), "{:.0f}") if tgt == "null" else ""
+                    w(f"| {wl} | {tgt} | " + " | ".join(cells) + f" | {nb} |")
+            w("", "### CPU per I/O", "",
+              "µs of CPU (all vCPUs, /proc/stat) per I/O over the middle 80% of each run: "
+              "*all* / *server* (the server process: its queue threads and their io_uring "
+              "workers) / *rest* (fio, the block layer, interrupts, everything else). Median "
+              "over the rounds.", "",
+              "| workload | target | server | ours: all / server / rest | 6.1's: all / server / rest | ours / 6.1's (all) |",
+              "|---|---|---|---|---|---|")
+
+            def split(wl, mod, c):
+                v = [self.ref_stat(wl, mod, c, k) for k in ("cpu_us", "srv_us", "rest_us")]
+                return " / ".join(f"{t[1]:.1f}" if t else "–" for t in v)
+            for wl in self.ref_wls:
+                for tgt in ("null", "loop"):
+                    for s in REF_SERVERS:
+                        c = f"{s}-{tgt}"
+                        w(f"| {wl} | {tgt} | {s} | {split(wl, 'ours', c)} | {split(wl, 'ref', c)} "
+                          f"| {fmt_mmm(self.ref_ratio(wl, ('ours', c), ('ref', c), 'cpu_us'))} |")
+            w("", "### ublk's CPU per I/O over null_blk's", "",
+              "CPU µs per I/O of the ublk null device over null_blk's in the same round, "
+              "median (min–max): what ublk costs on top of a block driver that does nothing.", "",
+              "| workload | kublk, ours | kublk, 6.1's | ublksrv, ours | ublksrv, 6.1's |",
+              "|---|---|---|---|---|")
+            for wl in self.ref_wls:
+                if not wl.startswith("4k"):
+                    continue
+                cells = [fmt_mmm(self.ref_ratio(wl, (mod, f"{s}-null"), ("-", "nullblk"), "cpu_us"))
+                         for s in REF_SERVERS for mod in REF_MODULES]
+                w(f"| {wl} | " + " | ".join(cells) + " |")
+            errs = sum(m["errors"] for runs in self.ref_runs.values() for m in runs.values())
+            if errs:
+                w("", f"**fio reported {errs} I/O errors in this part.**")
+        if self.ref_rec:
+            keys = [k for k in ((m, s) for m in REF_MODULES for s in REF_SERVERS) if k in self.ref_rec]
+            w("", "### Recovery", "",
+              f"A {self.env.get('recovery_target', 'null')} device with USER_RECOVERY + REISSUE "
+              "(kublk `-r -i`, ublksrv `-r 1 -i 1`), 1 queue, depth 128, cycles as in \"User "
+              "recovery\" above: `kill -9` of the server with `kublk wait-state QUIESCED` polling "
+              "(1 ms), then the server's own recover command (`kublk recover`, ublksrv's `ublk "
+              "recover` followed by `kublk wait-state LIVE`: ublksrv does not say when the device "
+              "is LIVE). "
+              "*Busy*: fio 4k random writes at qd32. START → LIVE only for kublk, which prints it; "
+              "ublksrv's kill → LIVE includes the start of that `wait-state` (an upper bound), "
+              "its I/O stall (from fio's log) does not. "
+              "6.1's module notices a dead server on a periodic check (every 5 s), so idle can "
+              "take up to 5 s there. Median (min–max) over the cycles; ✅/❌ against the "
+              "target on our module's columns (6.1's are the reference).", "",
+              "| measure | target | " + " | ".join(f"{REF_MOD_LABEL[m]}, {s}" for m, s in keys) + " |",
+              "|---" * (len(keys) + 2) + "|")
+
+            def rrow(name, target, lim, f):
+                cells = []
+                for k in keys:
+                    t = f(self.ref_rec[k])
+                    c = fmt_mmm(t, "{:.0f}", " ms")
+                    if t and lim and k[0] == "ours":
+                        c += " ✅" if t[1] <= lim else " ❌"
+                    cells.append(c)
+                w(f"| {name} | {target} | " + " | ".join(cells) + " |")
+            rrow("cycles busy / idle", "", None, lambda r: None)
+            self.md[-1] = "| cycles busy / idle | | " + " | ".join(
+                f"{len(self.ref_rec[k]['busy'])} / {len(self.ref_rec[k]['idle'])}" for k in keys) + " |"
+            rrow("busy: kill → QUIESCED", "≤ 100 ms", 100, lambda r: rec_stats(r["busy"])["kq"])
+            rrow("busy: START → LIVE", "", None, lambda r: rec_stats(r["busy"])["sl"])
+            rrow("busy: kill → recover command returned", "", None,
+                 lambda r: mmm([(x["returned"] - x["kill"]) * 1e3 for x in r["busy"]]))
+            rrow("busy: kill → LIVE", "", None, lambda r: rec_stats(r["busy"])["kl"])
+            rrow("busy: LIVE → first completion", "", None,
+                 lambda r: mmm([x["first_after_live"] for x in r["stall"]]))
+            rrow("busy: **I/O stall**", "≤ 300 ms", 300, lambda r: mmm([x["stall"] for x in r["stall"]]))
+            rrow("busy: longest I/O latency", "", None, lambda r: mmm([x["maxlat"] for x in r["stall"]]))
+            rrow("idle: kill → QUIESCED", "≤ 100 ms", 100, lambda r: rec_stats(r["idle"])["kq"])
+            rrow("idle: START → LIVE", "", None, lambda r: rec_stats(r["idle"])["sl"])
+            rrow("idle: kill → recover command returned", "", None,
+                 lambda r: mmm([(x["returned"] - x["kill"]) * 1e3 for x in r["idle"]]))
+            rrow("idle: kill → LIVE", "", None, lambda r: rec_stats(r["idle"])["kl"])
+            errs = [(k, r["fio"]["errors"]) for k, r in self.ref_rec.items() if r["fio"] and r["fio"]["errors"]]
+            if errs:
+                w("", "fio I/O errors during the busy cycles: " + ", ".join(
+                    f"{REF_MOD_LABEL[m]} with {s}: **{e}**" for (m, s), e in errs) + ".")
+        w("", "### Kernel log", "")
+        if self.ref_kmsg is None:
+            w("No kernel log of this part (ref/dmesg.txt).")
+        elif not self.ref_kmsg:
+            w("No warning, BUG or call trace in the guest's kernel log during this part.")
+        else:
+            w(f"**{len(self.ref_kmsg)} line(s) the harness counts as a warning**, with the phase "
+              "that was running (the module loaded then); the whole log is ref/dmesg.txt:", "", "```")
+            w(*[f"[{p}] {line}" for p, line in self.ref_kmsg[:40]])
+            w("```")
+
+    def ref_summary(self):
+        if not self.ref_wls and not self.ref_rec:
+            return
+        parts = []
+        for name, a, b, _ in self.ref_series():
+            vals = [self.ref_ratio(wl, a, b) for wl in self.ref_wls if self.ref_headline(wl)]
+            vals = [v[1] for v in vals if v]
+            if vals:
+                parts.append(f"{name} {statistics.median(vals):.2f} [{min(vals):.2f}-{max(vals):.2f}]")
+        if parts:
+            print("bench: ref       IOPS ratios at qd32/qd128b (median of the rows' medians "
+                  "[lowest-highest row]): " + "; ".join(parts))
+        for (mod, s), rec in sorted(self.ref_rec.items()):
+            b, i = rec_stats(rec["busy"]), rec_stats(rec["idle"])
+            st = mmm([x["stall"] for x in rec["stall"]])
+
+            def f(t):
+                return f"{t[1]:.0f} [{t[0]:.0f}-{t[2]:.0f}]" if t else "-"
+            print(f"bench: ref       recovery, {REF_MOD_LABEL[mod]} module, {s}: busy kill->QUIESCED "
+                  f"{f(b['kq'])} ms, I/O stall {f(st)} ms; idle kill->QUIESCED {f(i['kq'])} ms")
+        if self.ref_kmsg:
+            print(f"bench: ref       kernel log: {len(self.ref_kmsg)} warning line(s), first in "
+                  f"phase '{self.ref_kmsg[0][0]}'")
+
     # -------------------------------------------------- observations
     def observations(self):
         obs = []
@@ -746,6 +1085,7 @@ class Report:
         self.load_recovery()
         self.load_beyond()
         self.load_idle()
+        self.load_ref()
         w = self.w
         quick = env.get("quick") not in ("", "0", None)
         w("# ublk benchmark", "",
@@ -828,6 +1168,7 @@ class Report:
         self.recovery_section()
         self.beyond_section()
         self.idle_section()
+        self.ref_section()
 
         w("", "## Timeline of a crash", "")
         if tl_png:
@@ -872,7 +1213,7 @@ class Report:
 
     def target_rows(self):
         return (self.ratio_target_rows() + self.recovery_target_rows() +
-                self.beyond_target_rows() + self.idle_target_rows())
+                self.beyond_target_rows() + self.idle_target_rows() + self.ref_target_rows())
 
     def print_summary(self):
         def med(wl, c):
@@ -921,6 +1262,7 @@ class Report:
                 f"{st}: {r['busy_ms_s']:.1f} ms/s CPU, {r['ctxt_s']:.0f} "
                 f"switches/s, {count(r['ublk_events'])} ublk events"
                 for st, r in self.idle_rows.items()))
+        self.ref_summary()
         tm = self.target_rows()
         if tm:
             n = sum(1 for r in tm if r[4].startswith("✅"))

@@ -8,6 +8,10 @@
 #
 #   BENCH_QUICK=1 tools/testing/ublk-vm/bench-run.sh
 #   tools/testing/ublk-vm/bench-run.sh BENCH_RUNTIME=10 BENCH_ROUNDS=3
+#   BENCH_PARTS=ref tools/testing/ublk-vm/bench-run.sh    (make ab-ref)
+#
+# With part ref in BENCH_PARTS, ref-module.sh builds (or finds cached)
+# Linux 6.1's ublk_drv.ko first and the guest gets it as BENCH_REF_KO.
 #
 # See BENCH.md for the knobs and the output.
 
@@ -18,6 +22,11 @@ args=()
 while read -r v; do
 	args+=("$v=${!v}")
 done < <(compgen -e | grep '^BENCH_')
+# part ref: Linux 6.1's own module, built once into the cache
+if [[ ",${BENCH_PARTS:-}," = *,ref,* ]] && [ -z "${BENCH_REF_KO:-}" ]; then
+	ko=$("$HERE/ref-module.sh") || exit 2
+	args+=("BENCH_REF_KO=$ko")
+fi
 # the guest cannot see which CPU model QEMU was given: tell it (run.sh)
 args+=("BENCH_VM_CPU=$UBLK_VM_CPU")
 exec "$HERE/run.sh" guest "$HERE/bench-guest.sh" "${args[@]}" "$@"
