@@ -80,14 +80,8 @@ ensure_source() {
 		return 0
 	fi
 	mkdir -p "$CACHE/debug-kernel"
-	deb=$CACHE/linux-source-6.1_${ver}_all.deb
-	if [ ! -f "$deb" ]; then
-		log "apt-get download linux-source-6.1=$ver"
-		(cd "$CACHE" && apt-get download -qq "linux-source-6.1=$ver") >&2 2>/dev/null ||
-			{ apt-get update -qq >&2 &&
-			  (cd "$CACHE" && apt-get download -qq "linux-source-6.1=$ver") >&2; } ||
-			die "cannot download linux-source-6.1=$ver"
-	fi
+	deb=$("$HERE/setup.sh" source-deb "$ver") ||
+		die "cannot download linux-source-6.1=$ver"
 	log "unpacking $(basename "$deb")"
 	tmp=$src.tmp
 	rm -rf "$tmp"

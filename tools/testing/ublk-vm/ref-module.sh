@@ -68,14 +68,8 @@ fetch_source() {
 			die "no $FILE in $tarball"
 		return 0
 	fi
-	deb=$CACHE/linux-source-6.1_${ver}_all.deb
-	if [ ! -f "$deb" ]; then
-		log "apt-get download linux-source-6.1=$ver"
-		(cd "$CACHE" && apt-get download -qq "linux-source-6.1=$ver") >&2 2>/dev/null ||
-			{ apt-get update -qq >&2 &&
-			  (cd "$CACHE" && apt-get download -qq "linux-source-6.1=$ver") >&2; } ||
-			die "cannot download linux-source-6.1=$ver"
-	fi
+	deb=$("$HERE/setup.sh" source-deb "$ver") ||
+		die "cannot download linux-source-6.1=$ver"
 	log "source: $(basename "$deb")"
 	# the inner tarball is streamed: nothing but the one file is written
 	dpkg-deb --fsys-tarfile "$deb" |

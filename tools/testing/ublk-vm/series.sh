@@ -65,12 +65,8 @@ ensure_base() {
 		echo "$tree"
 		return 0
 	fi
-	deb=$CACHE/linux-source-6.1_${ver}_all.deb
-	if [ ! -f "$deb" ]; then
-		log "apt-get download linux-source-6.1=$ver"
-		(cd "$CACHE" && apt-get download -qq "linux-source-6.1=$ver") >&2 ||
-			die "cannot download linux-source-6.1=$ver"
-	fi
+	deb=$("$HERE/setup.sh" source-deb "$ver") ||
+		die "cannot download linux-source-6.1=$ver"
 	mkdir -p "$CACHE/linux-git"
 	tmp=$tree.tmp
 	rm -rf "$tmp" "$tree"

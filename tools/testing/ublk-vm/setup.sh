@@ -11,6 +11,9 @@
 #   setup.sh kver      print the kernel release, e.g. 6.1.0-56-amd64
 #   setup.sh image     print the unpacked kernel image root (fetches it)
 #   setup.sh checkpatch  print the path of checkpatch.pl (fetches it)
+#   setup.sh source-deb [VERSION]  print the path of the linux-source-6.1
+#                      .deb of VERSION (default: the archive's) in the
+#                      cache (downloads it once)
 #   setup.sh ublksrv   print the directory of the built ublksrv (builds it
 #                      once from the peers tarball; exit 2 if that fails)
 #
@@ -203,6 +206,27 @@ setup_all() {
 
 # checkpatch.pl with the two data files it reads from its own directory,
 # taken from Debian's linux-source-6.1 (only scripts/ is extracted).
+# The linux-source-6.1 .deb of VERSION (default: the archive's) in the
+# cache, downloaded once; prints its path.
+ensure_source_deb() {
+	local ver=${1:-} pkg=linux-source-6.1 pat='*' deb
+
+	[ -n "$ver" ] && pkg+="=$ver" pat=$ver
+	# shellcheck disable=SC2086 # $pat: a version, or * for any
+	deb=$(ls "$CACHE"/linux-source-6.1_$pat"_all.deb" 2>/dev/null | sort -V | tail -n1 || true)
+	if [ -z "$deb" ]; then
+		need_root "downloading $pkg"
+		mkdir -p "$CACHE"
+		log "apt-get download $pkg"
+		(cd "$CACHE" && apt-get download -qq "$pkg") >&2 2>/dev/null ||
+			{ apt_update_once; (cd "$CACHE" && apt-get download -qq "$pkg") >&2; } ||
+			die "cannot download $pkg"
+		# shellcheck disable=SC2086
+		deb=$(ls "$CACHE"/linux-source-6.1_$pat"_all.deb" | sort -V | tail -n1)
+	fi
+	echo "$deb"
+}
+
 ensure_checkpatch() {
 	local dir=$CACHE/checkpatch deb tarball files tmp
 
@@ -216,15 +240,7 @@ ensure_checkpatch() {
 	files=(scripts/checkpatch.pl scripts/spelling.txt scripts/const_structs.checkpatch)
 	tarball=$CACHE/src/usr/src/linux-source-6.1.tar.xz
 	if [ ! -f "$tarball" ]; then
-		deb=$(ls "$CACHE"/linux-source-6.1_*_all.deb 2>/dev/null | sort -V | tail -n1 || true)
-		if [ -z "$deb" ]; then
-			need_root "downloading linux-source-6.1"
-			log "apt-get download linux-source-6.1"
-			(cd "$CACHE" && apt-get download -qq linux-source-6.1) >&2 2>/dev/null ||
-				{ apt_update_once; (cd "$CACHE" && apt-get download -qq linux-source-6.1) >&2; } ||
-				die "cannot download linux-source-6.1"
-			deb=$(ls "$CACHE"/linux-source-6.1_*_all.deb | sort -V | tail -n1)
-		fi
+		deb=$(ensure_source_deb) || exit 1
 		log "extracting scripts/ from $(basename "$deb")"
 		dpkg-deb --fsys-tarfile "$deb" |
 			tar -xOf - ./usr/src/linux-source-6.1.tar.xz > "$tmp/src.tar.xz"
@@ -318,6 +334,7 @@ kdir)		find_kdir || die "no kernel headers found (run: make setup)" ;;
 kver)		kver ;;
 image)		ensure_image "$(kver)" || die "cannot fetch the kernel image" ;;
 checkpatch)	ensure_checkpatch ;;
+source-deb)	ensure_source_deb "${2:-}" ;;
 ublksrv)	ensure_ublksrv ;;
-*)		die "usage: $0 [all|kdir|kver|image|checkpatch|ublksrv]" ;;
+*)		die "usage: $0 [all|kdir|kver|image|checkpatch|source-deb [VERSION]|ublksrv]" ;;
 esac
