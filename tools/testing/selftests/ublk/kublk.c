@@ -977,6 +977,16 @@ static void *kublk_churn_thread(void *arg)
 	return NULL;
 }
 
+static void kublk_start_churn(struct kublk_dev *dev)
+{
+	pthread_t churn;
+
+	if (strcmp(dev->ops->name, "null"))
+		kublk_err("--churn-mm: null target only, ignored");
+	else if (pthread_create(&churn, NULL, kublk_churn_thread, dev))
+		kublk_err("--churn-mm: no thread");
+}
+
 /*
  * The main thread's life once the device is LIVE: asleep until a signal.
  * Every queue thread, also a killed one, sends SIGRTMIN as it ends, so
@@ -984,14 +994,10 @@ static void *kublk_churn_thread(void *arg)
  */
 static void kublk_serve(struct kublk_dev *dev)
 {
-	pthread_t churn;
 	sigset_t set;
 
-	if (dev->cfg.churn_mm && strcmp(dev->ops->name, "null"))
-		kublk_err("--churn-mm: null target only, ignored");
-	else if (dev->cfg.churn_mm &&
-		 pthread_create(&churn, NULL, kublk_churn_thread, dev))
-		kublk_err("--churn-mm: no thread");
+	if (dev->cfg.churn_mm)
+		kublk_start_churn(dev);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
