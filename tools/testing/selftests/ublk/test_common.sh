@@ -625,12 +625,25 @@ _run_fio()
 	_timeout "${UBLK_FIO_TIMEOUT:-120}" fio --eta=never "$@"
 }
 
+# _fio_json_clean FILE: the json part of a fio output into FILE.clean. fio
+# prints its messages first, and one of them (an interrupted select() when
+# it is told to stop) may end without a newline, before the opening brace.
+_fio_json_clean()
+{
+	local f=$1
+
+	awk '!on && /\{$/ { sub(/^[^{]*/, ""); on = 1 }
+		on { print }
+		on && /^\}/ { exit }' "$f" > "$f.clean"
+	[ -s "$f.clean" ]
+}
+
 # _fio_json_errors FILE: total I/O errors of all jobs in a json output
 _fio_json_errors()
 {
 	local f=$1
 
-	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
+	_fio_json_clean "$f" || return 1
 	if command -v jq >/dev/null 2>&1; then
 		jq 'def errs: (.total_err // 0) +
 				(if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end);
@@ -652,7 +665,7 @@ _fio_json_ios()
 {
 	local f=$1
 
-	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
+	_fio_json_clean "$f" || return 1
 	if command -v jq >/dev/null 2>&1; then
 		jq '[.jobs[] | .read.total_ios + .write.total_ios] | add' "$f.clean"
 	else
@@ -669,7 +682,7 @@ _fio_jobs()
 {
 	local f=$1
 
-	sed -n '/^{/,/^}/p' "$f" > "$f.clean"
+	_fio_json_clean "$f" || return 1
 	if command -v jq >/dev/null 2>&1; then
 		jq -r 'def errs: (.total_err // 0) +
 				(if (.total_err // 0) == 0 and .error != 0 then 1 else 0 end);

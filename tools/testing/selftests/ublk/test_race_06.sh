@@ -34,7 +34,8 @@ _wait_io_progress "$dev" 64 || _fail "fio did no I/O"
 
 for i in $(seq 1 "$kills"); do
 	kill -0 "$fio" 2>/dev/null || _fail "kill $i: fio has ended: $(_fio_first_error "$log")"
-	_wait_io_progress "$dev" 16 "$(_scaled 60000)" || _fail "kill $i: no I/O since the last recovery"
+	_wait_io_progress "$dev" 16 "$(_scaled 60000)" ||
+		_fail "kill $i: no I/O since the last recovery"
 	_crash "$dev" > /dev/null || _fail "kill $i: device not QUIESCED"
 	_recover "$dev" --churn-mm > /dev/null || _fail "kill $i: kublk recover"
 done
@@ -43,7 +44,8 @@ _wait_io_progress "$dev" 16 "$(_scaled 60000)" || _fail "no I/O after the last r
 # which then ends cleanly and writes its json
 pkill -INT -P "$fio"
 _wait_pid "$fio" 60
-errors=$(_fio_json_errors "$log") || _fail "no fio json output"
+errors=$(_fio_json_errors "$log") && [ -n "$errors" ] ||
+	_fail "no fio json output: $(head -c 300 "$log")"
 [ "$errors" -eq 0 ] || _fail "$errors I/O errors after $kills kills"
 _log "$kills kills under copies to and from a faulting buffer: no I/O error"
 _del_ublk_dev "$dev" || _fail "kublk del"
