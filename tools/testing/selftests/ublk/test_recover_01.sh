@@ -63,7 +63,8 @@ for q in 1 2; do
 	json=$UBLK_TMP/fio-$q.json
 	_bg _run_fio --name=recover --filename="/dev/ublkb$dev" --rw=randrw \
 		--bs=4k --direct=1 --ioengine=libaio --iodepth="$DEPTH" \
-		--numjobs="$q" --time_based --runtime=10 --continue_on_error=io \
+		--numjobs="$q" --time_based --runtime="$(_scaled 10)" \
+		--continue_on_error=io \
 		--output-format=json --output="$json"
 	fio_pid=$UBLK_LAST_PID
 	_wait_io_progress "$dev" 2000 || _fail "fio did no I/O"
