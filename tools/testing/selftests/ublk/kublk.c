@@ -136,68 +136,85 @@ static void kublk_std_fds(void)
  * Control commands on /dev/ublk-control
  */
 
+/* a command's name and its ioctl encoding, by its legacy number */
+struct kublk_cmd {
+	unsigned int nr;
+	unsigned int op;
+	const char *name;
+};
+
+#define KUBLK_CTRL(x)	{ UBLK_CMD_##x, UBLK_U_CMD_##x, #x }
+#define KUBLK_IO(x)	{ UBLK_IO_##x, UBLK_U_IO_##x, #x }
+
+static const struct kublk_cmd kublk_ctrl_cmds[] = {
+	KUBLK_CTRL(GET_QUEUE_AFFINITY),
+	KUBLK_CTRL(GET_DEV_INFO),
+	KUBLK_CTRL(ADD_DEV),
+	KUBLK_CTRL(DEL_DEV),
+	KUBLK_CTRL(START_DEV),
+	KUBLK_CTRL(STOP_DEV),
+	KUBLK_CTRL(SET_PARAMS),
+	KUBLK_CTRL(GET_PARAMS),
+	KUBLK_CTRL(START_USER_RECOVERY),
+	KUBLK_CTRL(END_USER_RECOVERY),
+	KUBLK_CTRL(GET_FEATURES),
+	KUBLK_CTRL(QUIESCE_DEV),
+};
+
+static const struct kublk_cmd kublk_io_cmds[] = {
+	KUBLK_IO(FETCH_REQ),
+	KUBLK_IO(COMMIT_AND_FETCH_REQ),
+	KUBLK_IO(NEED_GET_DATA),
+};
+
+static const struct kublk_cmd *kublk_cmd_find(const struct kublk_cmd *tbl,
+					      size_t n, unsigned int nr)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (tbl[i].nr == nr)
+			return &tbl[i];
+	return NULL;
+}
+
+static const char *kublk_cmd_name(const struct kublk_cmd *tbl, size_t n,
+				  unsigned int nr, const char *unknown)
+{
+	const struct kublk_cmd *c = kublk_cmd_find(tbl, n, nr);
+
+	return c ? c->name : unknown;
+}
+
+/* cmd_op of an SQE: the legacy number, or its ioctl encoding (-u) */
+static unsigned int kublk_cmd_op(const struct kublk_cmd *tbl, size_t n,
+				 unsigned int nr)
+{
+	const struct kublk_cmd *c = kublk_cmd_find(tbl, n, nr);
+
+	return kublk_ioctl_encode && c ? c->op : nr;
+}
+
 static const char *ublk_ctrl_name(unsigned int nr)
 {
-	switch (nr) {
-	case UBLK_CMD_GET_QUEUE_AFFINITY:
-		return "GET_QUEUE_AFFINITY";
-	case UBLK_CMD_GET_DEV_INFO:
-		return "GET_DEV_INFO";
-	case UBLK_CMD_ADD_DEV:
-		return "ADD_DEV";
-	case UBLK_CMD_DEL_DEV:
-		return "DEL_DEV";
-	case UBLK_CMD_START_DEV:
-		return "START_DEV";
-	case UBLK_CMD_STOP_DEV:
-		return "STOP_DEV";
-	case UBLK_CMD_SET_PARAMS:
-		return "SET_PARAMS";
-	case UBLK_CMD_GET_PARAMS:
-		return "GET_PARAMS";
-	case UBLK_CMD_START_USER_RECOVERY:
-		return "START_USER_RECOVERY";
-	case UBLK_CMD_END_USER_RECOVERY:
-		return "END_USER_RECOVERY";
-	case UBLK_CMD_GET_FEATURES:
-		return "GET_FEATURES";
-	case UBLK_CMD_QUIESCE_DEV:
-		return "QUIESCE_DEV";
-	}
-	return "UNKNOWN_CMD";
+	return kublk_cmd_name(kublk_ctrl_cmds, ARRAY_SIZE(kublk_ctrl_cmds), nr,
+			      "UNKNOWN_CMD");
 }
 
 static unsigned int ublk_ctrl_op(unsigned int nr)
 {
-	if (!kublk_ioctl_encode)
-		return nr;
-	switch (nr) {
-	case UBLK_CMD_GET_QUEUE_AFFINITY:
-		return UBLK_U_CMD_GET_QUEUE_AFFINITY;
-	case UBLK_CMD_GET_DEV_INFO:
-		return UBLK_U_CMD_GET_DEV_INFO;
-	case UBLK_CMD_ADD_DEV:
-		return UBLK_U_CMD_ADD_DEV;
-	case UBLK_CMD_DEL_DEV:
-		return UBLK_U_CMD_DEL_DEV;
-	case UBLK_CMD_START_DEV:
-		return UBLK_U_CMD_START_DEV;
-	case UBLK_CMD_STOP_DEV:
-		return UBLK_U_CMD_STOP_DEV;
-	case UBLK_CMD_SET_PARAMS:
-		return UBLK_U_CMD_SET_PARAMS;
-	case UBLK_CMD_GET_PARAMS:
-		return UBLK_U_CMD_GET_PARAMS;
-	case UBLK_CMD_START_USER_RECOVERY:
-		return UBLK_U_CMD_START_USER_RECOVERY;
-	case UBLK_CMD_END_USER_RECOVERY:
-		return UBLK_U_CMD_END_USER_RECOVERY;
-	case UBLK_CMD_GET_FEATURES:
-		return UBLK_U_CMD_GET_FEATURES;
-	case UBLK_CMD_QUIESCE_DEV:
-		return UBLK_U_CMD_QUIESCE_DEV;
-	}
-	return nr;
+	return kublk_cmd_op(kublk_ctrl_cmds, ARRAY_SIZE(kublk_ctrl_cmds), nr);
+}
+
+static const char *ublk_io_name(unsigned int nr)
+{
+	return kublk_cmd_name(kublk_io_cmds, ARRAY_SIZE(kublk_io_cmds), nr,
+			      "UNKNOWN_IO");
+}
+
+static unsigned int ublk_io_op(unsigned int nr)
+{
+	return kublk_cmd_op(kublk_io_cmds, ARRAY_SIZE(kublk_io_cmds), nr);
 }
 
 /* report a failed control command; returns res */
@@ -390,32 +407,6 @@ static int kublk_conf_read(__u32 dev_id, struct kublk_cfg *cfg)
 /* ---------------------------------------------------------------------
  * I/O path, queue thread context
  */
-
-static const char *ublk_io_name(unsigned int nr)
-{
-	switch (nr) {
-	case UBLK_IO_FETCH_REQ:
-		return "FETCH_REQ";
-	case UBLK_IO_COMMIT_AND_FETCH_REQ:
-		return "COMMIT_AND_FETCH_REQ";
-	case UBLK_IO_NEED_GET_DATA:
-		return "NEED_GET_DATA";
-	}
-	return "UNKNOWN_IO";
-}
-
-static unsigned int ublk_io_op(unsigned int nr)
-{
-	if (!kublk_ioctl_encode)
-		return nr;
-	switch (nr) {
-	case UBLK_IO_FETCH_REQ:
-		return UBLK_U_IO_FETCH_REQ;
-	case UBLK_IO_COMMIT_AND_FETCH_REQ:
-		return UBLK_U_IO_COMMIT_AND_FETCH_REQ;
-	}
-	return UBLK_U_IO_NEED_GET_DATA;
-}
 
 struct io_uring_sqe *kublk_get_sqe(struct kublk_queue *q)
 {
